@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS queue_dead_letters;
+DROP TABLE IF EXISTS queue_jobs;
