@@ -1,0 +1,246 @@
+/**
+ * The one place that reads the environment. Every variable is validated by one zod schema at
+ * boot; a bad configuration stops start-up with one message naming every bad variable.
+ */
+import { z } from "zod";
+import denoJson from "./deno.json" with { type: "json" };
+import { LOG_LEVELS, type LogLevel } from "./lib/log.ts";
+
+/** The deployment environments. */
+export const APP_ENVS = ["development", "test", "staging", "production"] as const;
+/** A deployment environment. */
+export type AppEnv = typeof APP_ENVS[number];
+
+/** The version of this build, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+// Development defaults: fine on a laptop, refused in production.
+const DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0000000000000000";
+const DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="; // "dev-only-encryption-key-32-bytes"
+const DEV_OPERATOR_API_KEY = "dev-only-operator-key";
+const DEV_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000";
+
+const bool = (name: string) =>
+  z.enum(["true", "false", "1", "0", "yes", "no"], {
+    error: `"${name}" must be true or false`,
+  }).transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (name: string, min: number, max: number) =>
+  z.string().regex(/^\d+$/, `"${name}" must be an integer between ${min} and ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `"${name}" must be an integer between ${min} and ${max}`);
+
+const url = (name: string, protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `"${name}" must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`);
+
+/** The environment variables, as strings, exactly as `.env.example` documents them. */
+const EnvSchema = z.object({
+  APP_ENV: z.enum(APP_ENVS, { error: `"APP_ENV" must be one of ${APP_ENVS.join(", ")}` })
+    .default("development"),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PORT: int("PORT", 0, 65535).default(8000),
+  PUBLIC_URL: url("PUBLIC_URL", ["http:", "https:"]).optional(),
+  LOG_LEVEL: z.string().transform((v) => v.toLowerCase()).pipe(
+    z.enum(LOG_LEVELS, { error: `"LOG_LEVEL" must be one of ${LOG_LEVELS.join(", ")}` }),
+  ).default("info"),
+  DATA_DIR: z.string().min(1).default("./data"),
+  DATABASE_URL: url("DATABASE_URL", ["postgres:", "postgresql:"]).optional(),
+  DATABASE_POOL_SIZE: int("DATABASE_POOL_SIZE", 1, 200).default(10),
+  DATABASE_PREPARE: bool("DATABASE_PREPARE").default(true),
+  DATABASE_STATEMENT_TIMEOUT_MS: int("DATABASE_STATEMENT_TIMEOUT_MS", 100, 600_000).default(30_000),
+  MIGRATE_ON_START: bool("MIGRATE_ON_START").optional(),
+  JWT_SECRET: z.string().min(32, `"JWT_SECRET" must be at least 32 characters`).optional(),
+  ENCRYPTION_KEY: z.string().refine(
+    (v) => decodeKey(v)?.length === 32,
+    `"ENCRYPTION_KEY" must be 32 bytes, base64 (44 characters) or hex (64 characters)`,
+  ).optional(),
+  OPERATOR_API_KEY: z.string().min(16, `"OPERATOR_API_KEY" must be at least 16 characters`)
+    .optional(),
+  CORS_ORIGINS: z.string().refine(
+    (v) => v.split(",").map((s) => s.trim()).filter(Boolean).every(isOrigin),
+    `"CORS_ORIGINS" must be a comma-separated list of origins like https://app.example.com`,
+  ).optional(),
+  SENTRY_DSN: url("SENTRY_DSN", ["http:", "https:"]).optional(),
+  TRUST_PROXY: bool("TRUST_PROXY").default(false),
+  RATE_LIMIT_PER_MINUTE: int("RATE_LIMIT_PER_MINUTE", 1, 1_000_000).default(300),
+  MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024).default(1024 * 1024),
+  SHUTDOWN_TIMEOUT_MS: int("SHUTDOWN_TIMEOUT_MS", 100, 120_000).default(10_000),
+});
+
+/** The names of every variable the schema reads. */
+export const ENV_VARS: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** The validated configuration every module receives. */
+export interface Config {
+  env: AppEnv;
+  version: string;
+  host: string;
+  port: number;
+  publicUrl?: string;
+  logLevel: LogLevel;
+  dataDir: string;
+  database: {
+    /** Unset: embedded PGlite under `dataDir`. */
+    url?: string;
+    poolSize: number;
+    prepare: boolean;
+    statementTimeoutMs: number;
+  };
+  migrateOnStart: boolean;
+  jwtSecret: string;
+  /** 32 raw bytes for AES-256-GCM. */
+  encryptionKey: Uint8Array;
+  operatorApiKey: string;
+  corsOrigins: string[];
+  sentryDsn?: string;
+  trustProxy: boolean;
+  rateLimitPerMinute: number;
+  maxBodyBytes: number;
+  shutdownTimeoutMs: number;
+}
+
+/** The configuration is invalid; the message lists every bad variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Cannot start: invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.problems = problems;
+  }
+}
+
+/**
+ * Validates `env` (the process environment by default) into a {@linkcode Config}.
+ * Throws {@linkcode ConfigError} naming every bad variable, never echoing a secret value.
+ */
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+  // An empty variable counts as unset, as in most .env tooling.
+  const present = Object.fromEntries(
+    ENV_VARS.map((k) => [k, env[k] === "" ? undefined : env[k]]),
+  );
+  const parsed = EnvSchema.safeParse(present);
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "");
+    return issue.message.startsWith(`"${name}"`) ? issue.message : `"${name}" ${issue.message}`;
+  });
+  // Production checks run even when other variables are bad, so one message lists everything.
+  if (present.APP_ENV === "production") problems.push(...productionProblems(present));
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  const production = e.APP_ENV === "production";
+
+  return {
+    env: e.APP_ENV,
+    version: VERSION,
+    host: e.HOST,
+    port: e.PORT,
+    publicUrl: e.PUBLIC_URL,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+    database: {
+      url: e.DATABASE_URL,
+      poolSize: e.DATABASE_POOL_SIZE,
+      prepare: e.DATABASE_PREPARE,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    },
+    migrateOnStart: e.MIGRATE_ON_START ?? !production,
+    jwtSecret: e.JWT_SECRET ?? DEV_JWT_SECRET,
+    encryptionKey: decodeKey(e.ENCRYPTION_KEY ?? DEV_ENCRYPTION_KEY)!,
+    operatorApiKey: e.OPERATOR_API_KEY ?? DEV_OPERATOR_API_KEY,
+    corsOrigins: (e.CORS_ORIGINS ?? (production ? "" : DEV_CORS_ORIGINS)).split(",")
+      .map((s) => s.trim()).filter(Boolean),
+    sentryDsn: e.SENTRY_DSN,
+    trustProxy: e.TRUST_PROXY,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+/** Secrets that production must set, to something other than the development defaults. */
+function productionProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  for (
+    const [name, dev] of [
+      ["JWT_SECRET", DEV_JWT_SECRET],
+      ["ENCRYPTION_KEY", DEV_ENCRYPTION_KEY],
+      ["OPERATOR_API_KEY", DEV_OPERATOR_API_KEY],
+    ] as const
+  ) {
+    const value = env[name];
+    if (value === undefined) problems.push(`"${name}" must be set in production`);
+    else if (value === dev || /^dev-only|change-?me/i.test(value)) {
+      problems.push(`"${name}" must not be the development default in production`);
+    }
+  }
+  if (env.CORS_ORIGINS?.split(",").some((o) => /localhost|127\.0\.0\.1/.test(o))) {
+    problems.push(`"CORS_ORIGINS" must not allow localhost in production`);
+  }
+  return problems;
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+/** Decodes a 32-byte key given as 64 hex characters or base64; undefined when malformed. */
+function decodeKey(value: string): Uint8Array | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) {
+    return Uint8Array.from(value.match(/../g)!, (h) => parseInt(h, 16));
+  }
+  try {
+    const bin = atob(value);
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads a `.env` file (KEY=value lines, `#` comments, optional quotes) if it exists; variables
+ * already in the process environment win over it. Returns the merged environment.
+ */
+export function environment(
+  path = ".env",
+  processEnv: Record<string, string> = Deno.env.toObject(),
+): Record<string, string> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return processEnv;
+    throw new ConfigError([`Cannot read "${path}": ${(error as Error).message}`]);
+  }
+  return { ...parseDotEnv(text), ...processEnv };
+}
+
+/** Parses `.env` text: KEY=value per line, `export` prefix, quotes and `#` comments allowed. */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(raw);
+    if (!match) continue;
+    const [, key, rawValue] = match as unknown as [string, string, string];
+    let value = rawValue;
+    const quote = value[0];
+    if ((quote === '"' || quote === "'") && value.endsWith(quote) && value.length >= 2) {
+      value = value.slice(1, -1);
+      if (quote === '"') value = value.replaceAll("\\n", "\n").replaceAll('\\"', '"');
+    } else {
+      value = value.replace(/\s+#.*$/, "");
+    }
+    out[key] = value;
+  }
+  return out;
+}
