@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { createTestDb, ENGINES } from "../tests/_db.ts";
+import { DbUnavailableError, isDbUnavailable } from "./client.ts";
+import { openPostgres } from "./postgres.ts";
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine} returns the same JavaScript types as the other engine`, async () => {
+    await using t = await createTestDb(engine, { migrate: false });
+    const [row] = await t.db.query(
+      `SELECT 1::int4 AS i4, 9007199254740991::int8 AS i8, 12.50::numeric AS num, true AS b,
+              '2026-02-11T10:30:00Z'::timestamptz AS ts, '{"a":[1,"x"]}'::jsonb AS j,
+              ARRAY['a','b'] AS arr, '\\x0102'::bytea AS bytes, NULL::text AS nothing, $1::text AS param`,
+      ["it's"],
+    );
+    assert.ok(row);
+    assert.equal(row.i4, 1);
+    assert.equal(row.i8, 9007199254740991, "int8 is a number on both engines");
+    assert.equal(row.num, "12.50", "numeric stays an exact string (money)");
+    assert.equal(row.b, true);
+    assert.ok(row.ts instanceof Date && row.ts.toISOString() === "2026-02-11T10:30:00.000Z");
+    assert.deepEqual(row.j, { a: [1, "x"] });
+    assert.deepEqual(row.arr, ["a", "b"]);
+    assert.ok(row.bytes instanceof Uint8Array);
+    assert.deepEqual([...(row.bytes as Uint8Array)], [1, 2]);
+    assert.equal(row.nothing, null);
+    assert.equal(row.param, "it's");
+  });
+
+  Deno.test(`${engine} transactions commit on success and roll back on a throw`, async () => {
+    await using t = await createTestDb(engine, { migrate: false });
+    await t.db.query("CREATE TABLE t (id int PRIMARY KEY)");
+    await t.db.transaction(async (tx) => {
+      await tx.query("INSERT INTO t VALUES (1)");
+      await tx.query("INSERT INTO t VALUES (2)");
+    });
+    await assert.rejects(
+      t.db.transaction(async (tx) => {
+        await tx.query("INSERT INTO t VALUES (3)");
+        throw new Error("abort");
+      }),
+      /abort/,
+    );
+    await assert.rejects(
+      t.db.transaction(async (tx) => {
+        await tx.query("INSERT INTO t VALUES (4)");
+        await tx.query("INSERT INTO t VALUES (1)"); // unique violation
+      }),
+      (e: unknown) => (e as { code?: string }).code === "23505",
+    );
+    const rows = await t.db.query<{ id: number }>("SELECT id FROM t ORDER BY id");
+    assert.deepEqual(rows.map((r) => r.id), [1, 2]);
+  });
+
+  Deno.test(`${engine} delivers NOTIFY payloads to listeners until they unlisten`, async () => {
+    await using t = await createTestDb(engine, { migrate: false });
+    const got: string[] = [];
+    const first = Promise.withResolvers<void>();
+    const unlisten = await t.db.listen("trendedge_test", (payload) => {
+      got.push(payload);
+      first.resolve();
+    });
+    await t.db.query("SELECT pg_notify('trendedge_test', $1)", ["hello"]);
+    await first.promise;
+    await unlisten();
+    await t.db.query("SELECT pg_notify('trendedge_test', 'after')");
+    await t.db.ping(1000); // a round trip after the NOTIFY: it would have arrived by now
+    assert.deepEqual(got, ["hello"]);
+  });
+
+  Deno.test(`${engine} ping measures a round trip`, async () => {
+    await using t = await createTestDb(engine, { migrate: false });
+    const ms = await t.db.ping(1000);
+    assert.ok(ms >= 0 && ms < 1000);
+  });
+}
+
+Deno.test("postgres connection failures are classified as unavailable, query errors are not", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const db = openPostgres(`postgres://postgres@127.0.0.1:${port}/none`, { connectTimeoutMs: 1000 });
+  try {
+    const error = await db.query("SELECT 1").then(() => undefined, (e) => e);
+    assert.ok(error, "a refused connection fails the query");
+    assert.equal(isDbUnavailable(error), true, String(error));
+    await assert.rejects(db.ping(500));
+  } finally {
+    await db.close();
+  }
+  await using t = await createTestDb("postgres", { migrate: false });
+  const syntax = await t.db.query("SELEC 1").then(() => undefined, (e) => e);
+  assert.equal(isDbUnavailable(syntax), false);
+  assert.equal(isDbUnavailable(new DbUnavailableError("x")), true);
+  assert.equal(isDbUnavailable(new Error("wrapped", { cause: { code: "57P01" } })), true);
+});
+
+Deno.test("postgres statement timeout cancels a runaway query", async () => {
+  await using t = await createTestDb("postgres", { migrate: false });
+  const db = openPostgres(t.url!, { statementTimeoutMs: 200, poolSize: 1 });
+  try {
+    await assert.rejects(
+      db.query("SELECT pg_sleep(5)"),
+      (e: unknown) => (e as { code?: string }).code === "57014",
+    );
+  } finally {
+    await db.close();
+  }
+});
