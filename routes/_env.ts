@@ -1,0 +1,36 @@
+/** The types every route and middleware shares through the Hono context. */
+import type { Config } from "../config.ts";
+import type { Db } from "../db/client.ts";
+import type { Queue } from "../db/queue.ts";
+import type { Clock } from "../lib/clock.ts";
+import type { Logger } from "../lib/log.ts";
+import type { RateLimiter } from "../lib/rate_limit.ts";
+import type { Probe } from "../lib/health.ts";
+
+/** What the HTTP layer needs from the running process. */
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  db: Db;
+  clock: Clock;
+  /** Readiness probes by component name (database, kv, actors, …). */
+  probes: Record<string, Probe>;
+  /** Facts for `/health/detailed` beyond the probes (queue depths, actor states, …). */
+  details?: () => Promise<Record<string, unknown>>;
+  rateLimiter: RateLimiter;
+  queue?: Queue;
+  /** Epoch ms when the process started. */
+  startedAt: number;
+}
+
+/** The Hono environment: per-request variables set by the middleware. */
+export interface AppEnv {
+  Variables: {
+    deps: AppDeps;
+    requestId: string;
+    /** performance.now() when the request arrived. */
+    startedAt: number;
+    /** The authenticated user, once a route has authenticated one. */
+    userId?: string;
+  };
+}
