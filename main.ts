@@ -1,0 +1,260 @@
+/**
+ * Boot: config → database (migrated) → KV → durable queue → supervisor → HTTP. Shutdown runs the
+ * same steps backwards: stop accepting requests and let in-flight ones finish, drain the actors'
+ * mailboxes, close the queue, KV and database, exit 0 — all within SHUTDOWN_TIMEOUT_MS.
+ */
+import { type Config, ConfigError, environment, loadConfig } from "./config.ts";
+import { Supervisor } from "./actors/mod.ts";
+import { type Db, isDbUnavailable, openDb } from "./db/client.ts";
+import { migrateUp, migrationStatus } from "./db/migrate.ts";
+import type { Queue } from "./db/queue.ts";
+import { createKvQueue } from "./db/queue_kv.ts";
+import { kvPath, pgliteDir } from "./db/paths.ts";
+import { type Clock, systemClock } from "./lib/clock.ts";
+import { createLogger, type Logger, serializeError } from "./lib/log.ts";
+import { createMemoryRateLimiter } from "./lib/rate_limit.ts";
+import { createApp } from "./routes/mod.ts";
+
+/** A running trendedge. */
+export interface Runtime {
+  /** The URL the server listens on. */
+  url: string;
+  config: Config;
+  db: Db;
+  kv: Deno.Kv;
+  queue: Queue;
+  supervisor: Supervisor;
+  /** The HTTP app (tests mount extra routes on it). */
+  app: ReturnType<typeof createApp>;
+  /** Stops everything in reverse boot order; resolves true when it finished within the deadline. */
+  shutdown(reason: string): Promise<boolean>;
+  /** Settles when the runtime has stopped; rejects if the supervisor gave up. */
+  done: Promise<void>;
+}
+
+/** Options of {@linkcode start}. */
+export interface StartOptions {
+  log?: Logger;
+  clock?: Clock;
+  /** How long to wait for the database at boot before giving up. */
+  databaseWaitMs?: number;
+}
+
+/** Boots the whole runtime from `config`. */
+export async function start(config: Config, options: StartOptions = {}): Promise<Runtime> {
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? createLogger("trendedge", { level: config.logLevel });
+  const startedAt = clock.now();
+  log.info("Starting trendedge", {
+    version: config.version,
+    environment: config.env,
+    database_engine: config.database.url ? "postgres" : "pglite",
+    data_dir: config.dataDir,
+  });
+
+  const db = await openDatabase(config, log, clock, options.databaseWaitMs ?? 30_000);
+  const cleanup: Array<() => Promise<unknown>> = [() => db.close()];
+  try {
+    await prepareSchema(db, config, log);
+
+    await Deno.mkdir(config.dataDir, { recursive: true });
+    const kv = await Deno.openKv(kvPath(config.dataDir));
+    cleanup.unshift(() => Promise.resolve(kv.close()));
+
+    const queue = createKvQueue(kv, { log: log.child("queue") });
+    cleanup.unshift(() => queue.close(config.shutdownTimeoutMs));
+    queue.start();
+
+    const supervisor = new Supervisor({
+      name: "root",
+      intensity: 5,
+      periodMs: 30_000,
+      log: log.child("supervisor"),
+      clock,
+    });
+    await supervisor.start([]);
+    cleanup.unshift(() => supervisor.stop(config.shutdownTimeoutMs));
+
+    const app = createApp({
+      config,
+      log: log.child("http"),
+      db,
+      clock,
+      startedAt,
+      queue,
+      rateLimiter: createMemoryRateLimiter({
+        limit: config.rateLimitPerMinute,
+        windowMs: 60_000,
+        clock,
+      }),
+      probes: {
+        database: async () => ({ engine: db.engine, ping_ms: round(await db.ping(2_000)) }),
+        kv: async () => {
+          await kv.get(["health"]);
+          return {};
+        },
+        actors: () => {
+          if (!supervisor.running) throw new Error("the supervisor has stopped");
+          const children = supervisor.status();
+          const down = children.filter((c) => c.state !== "running").map((c) => c.id);
+          if (down.length > 0) throw new Error(`not running: ${down.join(", ")}`);
+          return Promise.resolve({ children: children.length });
+        },
+      },
+      details: async () => ({
+        actors: supervisor.status(),
+        queue: await queue.depth().catch((e) => ({ error: String(e) })),
+      }),
+    });
+
+    const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: onListen,
+    }, app.fetch);
+    const address = await listening;
+    const host = address.hostname === "0.0.0.0" ? "localhost" : address.hostname;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+    log.info("Listening", { url, public_url: config.publicUrl ?? null });
+
+    const { promise: done, resolve: resolveDone, reject: rejectDone } = Promise.withResolvers<
+      void
+    >();
+    let stopping: Promise<boolean> | undefined;
+
+    const shutdown = (reason: string): Promise<boolean> => {
+      stopping ??= (async () => {
+        const deadline = clock.now() + config.shutdownTimeoutMs;
+        log.info("Shutting down", { reason, timeout_ms: config.shutdownTimeoutMs });
+        let clean = await withDeadline(server.shutdown(), deadline - clock.now());
+        if (!clean) log.error("In-flight requests did not finish before the deadline");
+        for (const step of cleanup) {
+          try {
+            await step();
+          } catch (error) {
+            clean = false;
+            log.error("Shutdown step failed", { error: serializeError(error) });
+          }
+        }
+        log.info("Stopped", { clean, ms: clock.now() - (deadline - config.shutdownTimeoutMs) });
+        resolveDone();
+        return clean;
+      })();
+      return stopping;
+    };
+
+    supervisor.done.catch(async (error) => {
+      log.critical("Supervisor gave up; stopping the process", { error: serializeError(error) });
+      await shutdown("supervisor gave up");
+      rejectDone(error);
+    });
+
+    return { url, config, db, kv, queue, supervisor, app, shutdown, done };
+  } catch (error) {
+    for (const step of cleanup) await step().catch(() => {});
+    throw error;
+  }
+}
+
+/** Opens the database, waiting for a PostgreSQL server that is still starting. */
+async function openDatabase(
+  config: Config,
+  log: Logger,
+  clock: Clock,
+  waitMs: number,
+): Promise<Db> {
+  const db = await openDb({
+    url: config.database.url,
+    dataDir: config.database.url ? undefined : pgliteDir(config.dataDir),
+    poolSize: config.database.poolSize,
+    prepare: config.database.prepare,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+  });
+  const deadline = clock.now() + waitMs;
+  for (let attempt = 1;; attempt++) {
+    try {
+      await db.ping(5_000);
+      return db;
+    } catch (error) {
+      if (!isDbUnavailable(error) || clock.now() >= deadline) {
+        await db.close().catch(() => {});
+        throw new Error(`Cannot start: the database does not answer: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      log.warning("Waiting for the database", { attempt, error: (error as Error).message });
+      await clock.sleep(Math.min(1000 * attempt, 5000));
+    }
+  }
+}
+
+/** Migrates in development; elsewhere refuses to run on a schema older than the code. */
+async function prepareSchema(db: Db, config: Config, log: Logger) {
+  if (config.migrateOnStart) {
+    const applied = await migrateUp(db, {
+      onStep: (s) =>
+        log.info("Migration applied", { version: s.version, name: s.name, ms: Math.round(s.ms) }),
+    });
+    if (applied.length === 0) log.debug("Schema is up to date");
+    return;
+  }
+  const pending = (await migrationStatus(db)).filter((m) => m.appliedAt === null);
+  if (pending.length > 0) {
+    throw new Error(
+      `Cannot start: ${pending.length} migration(s) pending (${
+        pending.map((m) => m.version).join(", ")
+      }); run "deno task migrate up" first`,
+    );
+  }
+}
+
+function withDeadline(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise.then(() => true),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), Math.max(0, ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+/** Runs trendedge as a process: exits 0 after a clean shutdown on SIGTERM or SIGINT. */
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig(environment());
+  } catch (error) {
+    const log = createLogger("trendedge");
+    if (error instanceof ConfigError) log.critical(error.message, { problems: error.problems });
+    else log.critical("Cannot start", { error: serializeError(error) });
+    Deno.exit(78); // EX_CONFIG
+  }
+  const log = createLogger("trendedge", { level: config.logLevel });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log.critical("Unhandled promise rejection", { error: serializeError(event.reason) });
+  });
+  let runtime: Runtime;
+  try {
+    runtime = await start(config, { log });
+  } catch (error) {
+    log.critical((error as Error).message ?? "Cannot start", { error: serializeError(error) });
+    Deno.exit(1);
+  }
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, async () => {
+      const clean = await runtime.shutdown(signal);
+      Deno.exit(clean ? 0 : 1);
+    });
+  }
+  try {
+    await runtime.done;
+  } catch {
+    Deno.exit(1);
+  }
+}
+
+if (import.meta.main) await main();
