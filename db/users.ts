@@ -1,0 +1,146 @@
+/** Users: creation (with their paper account), lookups by id and by email. */
+import { uuidv7 } from "../lib/ids.ts";
+import type { Role } from "../lib/jwt.ts";
+import { hashPassword, type HashPasswordOptions } from "../lib/password.ts";
+import type { Db, Queryable } from "./client.ts";
+
+/** A user, without the password hash. */
+export interface UserRow {
+  id: string;
+  email: string;
+  role: Role;
+  createdAt: Date;
+}
+
+/** A user with the password hash, for login only. */
+export interface UserWithPassword extends UserRow {
+  passwordHash: string;
+}
+
+/** A user as created, with the paper account every new user gets. */
+export interface CreatedUser extends UserRow {
+  paperAccountId: string;
+}
+
+/** Another user already has this email (compared case-insensitively). */
+export class DuplicateEmailError extends Error {
+  override name = "DuplicateEmailError";
+  readonly email: string;
+  constructor(email: string) {
+    super(`Cannot create user "${email}": a user with this email already exists`);
+    this.email = email;
+  }
+}
+
+/** The email is not an address we accept. */
+export class InvalidEmailError extends Error {
+  override name = "InvalidEmailError";
+}
+
+/** Options of {@linkcode createUser}. */
+export interface CreateUserOptions extends HashPasswordOptions {
+  /** Epoch ms used for the id; defaults to now. */
+  now?: number;
+}
+
+/** The alias of the paper account every new user gets. */
+export const PAPER_ACCOUNT_ALIAS = "paper";
+
+const COLUMNS = `id, email, role, created_at AS "createdAt"`;
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+/**
+ * Creates a user and their `paper` broker account in one transaction, journaling
+ * `user.created`. The first user ever is `admin`, every other one `trader`; the users table is
+ * locked for the check, so two concurrent first sign-ups cannot both become admin.
+ * Throws {@linkcode DuplicateEmailError}, {@linkcode InvalidEmailError} or
+ * `PasswordPolicyError` (lib/password.ts).
+ */
+export async function createUser(
+  db: Db,
+  input: { email: string; password: string },
+  options: CreateUserOptions = {},
+): Promise<CreatedUser> {
+  const email = normalizeEmail(input.email);
+  // Hash before the transaction: it takes a few hundred ms and needs no lock.
+  const passwordHash = await hashPassword(input.password, options);
+  const now = options.now ?? Date.now();
+  const userId = uuidv7(now);
+  const accountId = uuidv7(now);
+  try {
+    return await db.transaction(async (tx) => {
+      // SHARE ROW EXCLUSIVE conflicts with itself: concurrent creators queue here, and each sees
+      // the rows committed before it.
+      await tx.query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE");
+      const [existing] = await tx.query<{ any: boolean; taken: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM users) AS "any",
+                EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1)) AS taken`,
+        [email],
+      );
+      if (existing!.taken) throw new DuplicateEmailError(email);
+      const role: Role = existing!.any ? "trader" : "admin";
+      const [user] = await tx.query<UserRow & Record<string, unknown>>(
+        `INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
+         RETURNING ${COLUMNS}`,
+        [userId, email, passwordHash, role],
+      );
+      await tx.query(
+        `INSERT INTO broker_accounts (id, user_id, alias, broker) VALUES ($1, $2, $3, 'paper')`,
+        [accountId, userId, PAPER_ACCOUNT_ALIAS],
+      );
+      await tx.query(
+        `INSERT INTO journal (user_id, account_id, event, data) VALUES ($1, $2, 'user.created', $3::text::jsonb)`,
+        [userId, accountId, JSON.stringify({ role, paper_account: PAPER_ACCOUNT_ALIAS })],
+      );
+      return { ...user!, paperAccountId: accountId };
+    });
+  } catch (error) {
+    // The lock makes this unlikely, but the unique index is the final word.
+    if (isUniqueViolation(error, "users_email_key")) throw new DuplicateEmailError(email);
+    throw error;
+  }
+}
+
+/** The user with this email (case-insensitive), with the password hash, or null. */
+export async function findUserByEmail(
+  db: Queryable,
+  email: string,
+): Promise<UserWithPassword | null> {
+  const [row] = await db.query<UserWithPassword & Record<string, unknown>>(
+    `SELECT ${COLUMNS}, password_hash AS "passwordHash" FROM users WHERE lower(email) = lower($1)`,
+    [email.trim()],
+  );
+  return row ?? null;
+}
+
+/** The user with this id, or null. */
+export async function getUser(db: Queryable, id: string): Promise<UserRow | null> {
+  if (!isUuid(id)) return null;
+  const [row] = await db.query<UserRow & Record<string, unknown>>(
+    `SELECT ${COLUMNS} FROM users WHERE id = $1`,
+    [id],
+  );
+  return row ?? null;
+}
+
+/** Trims an email and checks its shape; throws {@linkcode InvalidEmailError}. */
+export function normalizeEmail(email: string): string {
+  const trimmed = email.trim();
+  if (trimmed.length < 3 || trimmed.length > 254 || !EMAIL.test(trimmed)) {
+    throw new InvalidEmailError(`Cannot use email "${trimmed}": it is not a valid address`);
+  }
+  return trimmed;
+}
+
+/** True when `value` is a UUID (so it can be compared with a uuid column without an error). */
+export function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
+
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const e = error as { code?: unknown; constraint?: unknown; constraint_name?: unknown };
+  if (e.code !== "23505") return false;
+  const name = e.constraint ?? e.constraint_name;
+  return name === undefined || name === constraint;
+}

@@ -1,0 +1,104 @@
+/**
+ * `deno task key:create --email E [--name N] [--expires-days D]` — creates a webhook key for a
+ * user. Only its SHA-256 is stored; the key itself is printed once, alone on the last line of
+ * stdout, so scripts can take it with `tail -n 1`.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, environment, loadConfig } from "../config.ts";
+import { openDb } from "../db/client.ts";
+import { migrateUp } from "../db/migrate.ts";
+import { pgliteDir } from "../db/paths.ts";
+import { findUserByEmail } from "../db/users.ts";
+import { insertWebhookKey, type WebhookKeyRow } from "../db/webhook_keys.ts";
+import { fail, print } from "../lib/cli.ts";
+import { uuidv7 } from "../lib/ids.ts";
+import { generateWebhookKey } from "../lib/webhook_key.ts";
+
+const USAGE =
+  "Usage: deno task key:create --email <email> [--name <name>] [--expires-days <days, default 180>]";
+const DEFAULT_EXPIRES_DAYS = 180;
+const MAX_EXPIRES_DAYS = 3650;
+const DAY_MS = 86_400_000;
+
+async function main(args: string[]) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        email: { type: "string" },
+        name: { type: "string", default: "default" },
+        "expires-days": { type: "string", default: String(DEFAULT_EXPIRES_DAYS) },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n${USAGE}`, 64);
+  }
+  if (values.help) {
+    print(USAGE);
+    return;
+  }
+  if (!values.email) fail(USAGE, 64);
+  const name = values.name.trim();
+  if (name.length < 1 || name.length > 100) {
+    fail(`Cannot create key: "--name" must be 1 to 100 characters\n${USAGE}`, 64);
+  }
+  const days = values["expires-days"];
+  if (!/^[1-9]\d*$/.test(days) || Number(days) > MAX_EXPIRES_DAYS) {
+    fail(
+      `Cannot create key: "--expires-days" must be a whole number from 1 to ${MAX_EXPIRES_DAYS}, got "${days}"\n${USAGE}`,
+      64,
+    );
+  }
+
+  let config;
+  try {
+    config = loadConfig(environment());
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, 78);
+    throw error;
+  }
+  const db = await openDb({
+    url: config.database.url,
+    dataDir: config.database.url ? undefined : pgliteDir(config.dataDir),
+    poolSize: 1,
+    prepare: config.database.prepare,
+  });
+  const now = Date.now();
+  let outcome: { row?: WebhookKeyRow; key?: string; email?: string; error?: string };
+  try {
+    await migrateUp(db);
+    const user = await findUserByEmail(db, values.email);
+    if (!user) {
+      outcome = { error: `Cannot create key: no user has the email "${values.email.trim()}"` };
+    } else {
+      const generated = await generateWebhookKey();
+      const row = await insertWebhookKey(db, {
+        id: uuidv7(now),
+        userId: user.id,
+        name,
+        prefix: generated.prefix,
+        hash: generated.hash,
+        expiresAt: new Date(now + Number(days) * DAY_MS),
+      });
+      outcome = { row, key: generated.key, email: user.email };
+    }
+  } catch (error) {
+    outcome = { error: `Cannot create key: ${(error as Error).message}` };
+  } finally {
+    await db.close();
+  }
+  if (!outcome.row || !outcome.key) fail(outcome.error!, 1);
+  const { row, key } = outcome;
+  print(`Created webhook key "${row.name}" for ${outcome.email}`);
+  print(`  id: ${row.id}`);
+  print(`  prefix: ${row.prefix}`);
+  print(`  expires: ${row.expiresAt?.toISOString() ?? "never"}`);
+  print("Copy the key below now: it is shown only this once and cannot be recovered.");
+  print(key);
+}
+
+if (import.meta.main) await main(Deno.args);
