@@ -71,6 +71,16 @@ const EnvSchema = z.object({
   RATE_LIMIT_PER_MINUTE: int("RATE_LIMIT_PER_MINUTE", 1, 1_000_000).default(300),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: int("SHUTDOWN_TIMEOUT_MS", 100, 120_000).default(10_000),
+  DEDUP_WINDOW_SECONDS: int("DEDUP_WINDOW_SECONDS", 1, 86_400).default(60),
+  WEBHOOK_RATE_LIMIT_PER_MINUTE: int("WEBHOOK_RATE_LIMIT_PER_MINUTE", 1, 1_000_000).default(30),
+  WEBHOOK_ALLOWED_IPS: z.string().refine(
+    (v) =>
+      v.split(",").map((s) => s.trim()).filter(Boolean).every((s) =>
+        s === "tradingview" || isIp(s)
+      ),
+    `"WEBHOOK_ALLOWED_IPS" must be "tradingview" or a comma-separated list of IP addresses`,
+  ).optional(),
+  ALPACA_BASE_URL: url("ALPACA_BASE_URL", ["http:", "https:"]).optional(),
 });
 
 /** The names of every variable the schema reads. */
@@ -103,7 +113,23 @@ export interface Config {
   rateLimitPerMinute: number;
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
+  webhook: {
+    dedupWindowMs: number;
+    ratePerMinute: number;
+    /** Empty: any address may post. */
+    allowedIps: string[];
+  };
+  /** Overrides Alpaca's trading API base URL for every account (staging, tests). */
+  alpacaBaseUrl?: string;
 }
+
+/** TradingView's webhook source addresses, from its documentation. */
+export const TRADINGVIEW_IPS: readonly string[] = [
+  "52.89.214.238",
+  "34.212.75.30",
+  "54.218.53.128",
+  "52.32.178.7",
+];
 
 /** The configuration is invalid; the message lists every bad variable. */
 export class ConfigError extends Error {
@@ -160,6 +186,13 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    webhook: {
+      dedupWindowMs: e.DEDUP_WINDOW_SECONDS * 1000,
+      ratePerMinute: e.WEBHOOK_RATE_LIMIT_PER_MINUTE,
+      allowedIps: (e.WEBHOOK_ALLOWED_IPS ?? "").split(",").map((s) => s.trim()).filter(Boolean)
+        .flatMap((s) => s === "tradingview" ? TRADINGVIEW_IPS : [s]),
+    },
+    alpacaBaseUrl: e.ALPACA_BASE_URL,
   };
 }
 
@@ -183,6 +216,13 @@ function productionProblems(env: Record<string, string | undefined>): string[] {
     problems.push(`"CORS_ORIGINS" must not allow localhost in production`);
   }
   return problems;
+}
+
+function isIp(value: string): boolean {
+  if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(value)) {
+    return value.split(".").every((n) => Number(n) <= 255);
+  }
+  return /^[0-9a-fA-F:]+$/.test(value) && value.includes(":");
 }
 
 function isOrigin(value: string): boolean {

@@ -4,7 +4,17 @@
  * mailboxes, close the queue, KV and database, exit 0 — all within SHUTDOWN_TIMEOUT_MS.
  */
 import { type Config, ConfigError, environment, loadConfig } from "./config.ts";
-import { Supervisor } from "./actors/mod.ts";
+import { type ActorRef, createActor, Supervisor } from "./actors/mod.ts";
+import { type ExecutorDeps, RETRY_MESSAGE } from "./actors/executor.ts";
+import { ExecutorRegistry } from "./actors/executors.ts";
+import { ingestBehavior, type IngestCommand } from "./actors/ingest.ts";
+import type { Broker } from "./brokers/broker.ts";
+import { createAlpacaBroker } from "./brokers/alpaca.ts";
+import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
+import { kvBreakerStore } from "./db/breaker_store.ts";
+import type { ExecutorAccount } from "./db/executions.ts";
+import { type Cipher, createCipher } from "./lib/crypto.ts";
+import { EventBus } from "./lib/events.ts";
 import { type Db, isDbUnavailable, openDb } from "./db/client.ts";
 import { migrateUp, migrationStatus } from "./db/migrate.ts";
 import type { Queue } from "./db/queue.ts";
@@ -24,6 +34,9 @@ export interface Runtime {
   kv: Deno.Kv;
   queue: Queue;
   supervisor: Supervisor;
+  bus: EventBus;
+  registry: ExecutorRegistry;
+  ingest: ActorRef<IngestCommand>;
   /** The HTTP app (tests mount extra routes on it). */
   app: ReturnType<typeof createApp>;
   /** Stops everything in reverse boot order; resolves true when it finished within the deadline. */
@@ -62,8 +75,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     cleanup.unshift(() => Promise.resolve(kv.close()));
 
     const queue = createKvQueue(kv, { log: log.child("queue") });
-    cleanup.unshift(() => queue.close(config.shutdownTimeoutMs));
-    queue.start();
 
     const supervisor = new Supervisor({
       name: "root",
@@ -72,7 +83,62 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       log: log.child("supervisor"),
       clock,
     });
-    await supervisor.start([]);
+    const bus = new EventBus(log.child("events"));
+    const cipher = await createCipher(config.encryptionKey);
+    const executorDeps: ExecutorDeps = {
+      db,
+      bus,
+      queue,
+      clock,
+      breakers: kvBreakerStore(kv),
+      createBroker: (account) => createBroker(account, { config, clock, log, cipher }),
+    };
+    const registry = new ExecutorRegistry({
+      deps: executorDeps,
+      log,
+      shutdownMs: config.shutdownTimeoutMs,
+    });
+    const ingest = createActor("ingest", ingestBehavior({ db, clock, registry }), {
+      capacity: 100_000,
+      log: log.child("ingest"),
+      clock,
+    });
+    queue.handle(RETRY_MESSAGE, async (delivery) => {
+      const { signalId, accountId, attempt } = delivery.payload as {
+        signalId: string;
+        accountId: string;
+        attempt: number;
+      };
+      await ingest.ref.tell({ type: "dispatch", signalId, accountId, recovering: true, attempt });
+    });
+    await supervisor.start([
+      {
+        // Executors restart often during a database outage; their own supervisor keeps trying
+        // with backoff instead of taking the whole process down.
+        id: "executors",
+        start: async () => {
+          const executors = new Supervisor({
+            name: "executors",
+            intensity: 1_000,
+            periodMs: 60_000,
+            backoff: { initialMs: 200, maxMs: 5_000 },
+            log: log.child("executors"),
+            clock,
+          });
+          registry.attach(executors);
+          await executors.start([]);
+          return executors;
+        },
+        restart: "permanent",
+        shutdownMs: config.shutdownTimeoutMs,
+      },
+      {
+        id: "ingest",
+        start: () => ingest.run(),
+        restart: "permanent",
+        shutdownMs: config.shutdownTimeoutMs,
+      },
+    ]);
     cleanup.unshift(() => supervisor.stop(config.shutdownTimeoutMs));
 
     const app = createApp({
@@ -87,6 +153,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
         windowMs: 60_000,
         clock,
       }),
+      webhookLimiter: createMemoryRateLimiter({
+        limit: config.webhook.ratePerMinute,
+        windowMs: 60_000,
+        clock,
+      }),
+      bus,
+      ingest: ingest.ref,
       probes: {
         database: async () => ({ engine: db.engine, ping_ms: round(await db.ping(2_000)) }),
         kv: async () => {
@@ -100,12 +173,23 @@ export async function start(config: Config, options: StartOptions = {}): Promise
           if (down.length > 0) throw new Error(`not running: ${down.join(", ")}`);
           return Promise.resolve({ children: children.length });
         },
+        brokers: async () => {
+          const statuses = await registry.statuses();
+          const open = statuses.filter((s) => s.breaker !== "closed").map((s) => s.alias);
+          if (open.length > 0) throw new Error(`circuit breaker open: ${open.join(", ")}`);
+          return { executors: statuses.length };
+        },
       },
       details: async () => ({
         actors: supervisor.status(),
+        executors: await registry.statuses(),
+        mailboxes: { ingest: ingest.mailboxSize, ...registry.mailboxes() },
         queue: await queue.depth().catch((e) => ({ error: String(e) })),
       }),
     });
+
+    // Stop taking queued work before the actors drain (cleanup runs front to back).
+    cleanup.unshift(() => queue.close(config.shutdownTimeoutMs));
 
     const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({
@@ -150,11 +234,56 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       rejectDone(error);
     });
 
-    return { url, config, db, kv, queue, supervisor, app, shutdown, done };
+    queue.start();
+    return {
+      url,
+      config,
+      db,
+      kv,
+      queue,
+      supervisor,
+      bus,
+      registry,
+      ingest: ingest.ref,
+      app,
+      shutdown,
+      done,
+    };
   } catch (error) {
     for (const step of cleanup) await step().catch(() => {});
     throw error;
   }
+}
+
+/** Builds the broker client of an account, decrypting its credentials only now. */
+async function createBroker(
+  account: ExecutorAccount,
+  ctx: { config: Config; clock: Clock; log: Logger; cipher: Cipher },
+): Promise<Broker> {
+  if (account.broker === "paper") {
+    const settings = PaperSettingsSchema.safeParse(account.paper ?? {});
+    if (!settings.success) {
+      ctx.log.error("Paper settings are invalid; using the defaults", { account_id: account.id });
+    }
+    return new PaperBroker({
+      settings: settings.success ? settings.data : PaperSettingsSchema.parse({}),
+      clock: ctx.clock,
+    });
+  }
+  if (!account.credentials) {
+    throw new Error(`Cannot trade through "${account.alias}": it has no Alpaca credentials`);
+  }
+  const { keyId, secretKey } = JSON.parse(await ctx.cipher.decrypt(account.credentials)) as {
+    keyId: string;
+    secretKey: string;
+  };
+  return createAlpacaBroker({
+    keyId,
+    secretKey,
+    paper: !account.live,
+    baseUrl: ctx.config.alpacaBaseUrl,
+    log: ctx.log.child("alpaca", { account_id: account.id }),
+  });
 }
 
 /** Opens the database, waiting for a PostgreSQL server that is still starting. */

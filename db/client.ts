@@ -7,7 +7,12 @@
 /** A result row. */
 export type Row = Record<string, unknown>;
 
-/** Anything that runs SQL: the database or an open transaction. */
+/**
+ * Anything that runs SQL: the database or an open transaction.
+ *
+ * Pass JSON as a string and cast it in SQL (`$1::text::jsonb`): the engines serialize a
+ * parameter typed `jsonb` differently (postgres.js would encode a string a second time).
+ */
 export interface Queryable {
   /** Runs one statement with `$1`-style parameters and returns its rows. */
   query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;

@@ -106,3 +106,18 @@ Deno.test("postgres statement timeout cancels a runaway query", async () => {
     await db.close();
   }
 });
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine} stores JSON passed as text and cast with ::text::jsonb unchanged`, async () => {
+    await using t = await createTestDb(engine, { migrate: false });
+    const value = {
+      details: [{ field: "ticker", message: "required" }],
+      n: 1.5,
+      s: 'it\'s "quoted"',
+    };
+    const [row] = await t.db.query<{ j: unknown }>("SELECT $1::text::jsonb AS j", [
+      JSON.stringify(value),
+    ]);
+    assert.deepEqual(row?.j, value);
+  });
+}

@@ -6,6 +6,10 @@ import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
 import type { RateLimiter } from "../lib/rate_limit.ts";
 import type { Probe } from "../lib/health.ts";
+import type { EventBus } from "../lib/events.ts";
+import type { ActorRef } from "../actors/actor.ts";
+import type { IngestCommand } from "../actors/ingest.ts";
+import type { Role } from "../lib/jwt.ts";
 
 /** What the HTTP layer needs from the running process. */
 export interface AppDeps {
@@ -18,6 +22,11 @@ export interface AppDeps {
   /** Facts for `/health/detailed` beyond the probes (queue depths, actor states, …). */
   details?: () => Promise<Record<string, unknown>>;
   rateLimiter: RateLimiter;
+  /** Per webhook key (WEBHOOK_RATE_LIMIT_PER_MINUTE). */
+  webhookLimiter: RateLimiter;
+  bus: EventBus;
+  /** Accepted signals are told to ingest, which routes them to their executor. */
+  ingest: ActorRef<IngestCommand>;
   queue?: Queue;
   /** Epoch ms when the process started. */
   startedAt: number;
@@ -32,5 +41,7 @@ export interface AppEnv {
     startedAt: number;
     /** The authenticated user, once a route has authenticated one. */
     userId?: string;
+    /** The authenticated user's role. */
+    role?: Role;
   };
 }

@@ -16,7 +16,10 @@ import {
   timing,
 } from "./_middleware.ts";
 import { validationHook } from "./_openapi.ts";
+import { api } from "./api.ts";
+import { auth } from "./auth.ts";
 import { health } from "./health.ts";
+import { webhooks } from "./webhooks.ts";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
@@ -55,6 +58,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   );
 
   app.route("/", health);
+  app.route("/", webhooks);
+  app.route("/", auth);
+  app.route("/", api);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "OperatorKey", {

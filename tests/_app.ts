@@ -5,6 +5,9 @@ import { FakeClock } from "../lib/clock.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
 import { createMemoryRateLimiter } from "../lib/rate_limit.ts";
 import type { AppDeps } from "../routes/_env.ts";
+import { createActor } from "../actors/actor.ts";
+import type { IngestCommand } from "../actors/ingest.ts";
+import { EventBus, type PipelineEvent } from "../lib/events.ts";
 import { createApp } from "../routes/mod.ts";
 
 /** Options of {@linkcode createTestApp}. */
@@ -14,11 +17,24 @@ export interface TestAppOptions {
   probes?: AppDeps["probes"];
 }
 
-/** An app plus the log lines it wrote and the clock it reads. */
+/** An app plus the log lines it wrote, the clock it reads, the events and dispatches it made. */
 export function createTestApp(options: TestAppOptions) {
   const config = loadConfig({ APP_ENV: "test", ...options.env });
   const { log, lines } = memoryLogger("debug");
   const clock = new FakeClock();
+  const bus = new EventBus(log);
+  const events: PipelineEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  // A real actor that records what the routes dispatch (no executors in HTTP tests).
+  const dispatched: IngestCommand[] = [];
+  const ingest = createActor<null, IngestCommand>("ingest", {
+    init: () => null,
+    receive: (state, msg) => {
+      dispatched.push(msg);
+      return state;
+    },
+  }, { log, clock });
+  const running = ingest.run();
   const deps: AppDeps = {
     config,
     log,
@@ -30,10 +46,27 @@ export function createTestApp(options: TestAppOptions) {
       windowMs: 60_000,
       clock,
     }),
+    webhookLimiter: createMemoryRateLimiter({
+      limit: config.webhook.ratePerMinute,
+      windowMs: 60_000,
+      clock,
+    }),
+    bus,
+    ingest: ingest.ref,
     probes: options.probes ?? {
       database: async () => ({ ping_ms: await options.db.ping(1000) }),
     },
   };
   const app = createApp(deps);
-  return { app, deps, lines: lines as LogFields[], clock, config };
+  return {
+    app,
+    deps,
+    lines: lines as LogFields[],
+    clock,
+    config,
+    events,
+    dispatched,
+    /** Stops the recording ingest actor (tests call it, or use `await using`). */
+    [Symbol.asyncDispose]: () => running.stop(1000),
+  };
 }

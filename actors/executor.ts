@@ -1,0 +1,897 @@
+/**
+ * The executor: one actor per broker account. It claims an accepted signal, turns it into an
+ * order (closing actions follow the open position), checks risk and the circuit breaker, places
+ * the order with `client_order_id` = signal id, and records the broker's answer — order, fills,
+ * position, trade, signal state, journal — in one transaction, then publishes events.
+ *
+ * Exactly once: the order row is written before the broker sees the order, and after any crash
+ * or ambiguous failure the broker is asked for the order by its client order id before anything
+ * is submitted again; brokers refuse a reused client order id.
+ *
+ * Bad input is an answer (a rejected signal with its reason); a dead database is a crash, and
+ * the supervisor restarts the executor, whose `init` re-dispatches its unfinished signals.
+ */
+import type { Broker, BrokerOrder, OrderRequest } from "../brokers/broker.ts";
+import { BrokerError, TERMINAL_STATUSES } from "../brokers/broker.ts";
+import { PaperBroker } from "../brokers/paper.ts";
+import { type Db, isDbUnavailable } from "../db/client.ts";
+import type { BreakerStore } from "../db/breaker_store.ts";
+import {
+  accountPositions,
+  createOrder,
+  type ExecutorAccount,
+  getAccount,
+  getOrderByClientOrderId,
+  journal,
+  lastPrice,
+  openOrders,
+  type OrderRow,
+  type OrderUpdate,
+  realizedSince,
+  recordOrderUpdate,
+  setSignalStatus,
+} from "../db/executions.ts";
+import type { Queue } from "../db/queue.ts";
+import { getGlobalKillSwitch } from "../db/accounts.ts";
+import {
+  claimSignal,
+  type SignalRow,
+  type SignalStatus,
+  unfinishedSignals,
+} from "../db/signals.ts";
+import { CircuitBreaker } from "../lib/circuit_breaker.ts";
+import type { Clock } from "../lib/clock.ts";
+import type { EventBus, PipelineEventType } from "../lib/events.ts";
+import { uuidv7 } from "../lib/ids.ts";
+import { serializeError } from "../lib/log.ts";
+import { applyFill, FLAT, type Position, toDecimal, unrealizedPnl } from "../lib/positions.ts";
+import {
+  checkRisk,
+  DEFAULT_MAX_SIGNAL_AGE_SECONDS,
+  type RiskLimits,
+  RiskLimitsSchema,
+} from "../lib/risk.ts";
+import type { ActorContext, Behavior, Reply } from "./actor.ts";
+
+/** The queue message type that brings a signal back for another attempt. */
+export const RETRY_MESSAGE = "executor.retry";
+
+/** What an executor can be told. */
+export type ExecutorCommand =
+  | { type: "execute"; signalId: string; recovering: boolean; attempt?: number }
+  | { type: "price"; symbol: string; price: string; at: number }
+  | { type: "status"; reply: Reply<ExecutorStatus> }
+  | Poll;
+
+type Poll = { type: "poll" };
+
+/** An executor as health checks and the API see it. */
+export interface ExecutorStatus {
+  accountId: string;
+  alias: string;
+  broker: string;
+  breaker: string;
+  openOrders: number;
+}
+
+/** What an executor needs from the outside world. */
+export interface ExecutorDeps {
+  db: Db;
+  bus: EventBus;
+  queue: Queue;
+  clock: Clock;
+  breakers: BreakerStore;
+  /** Builds the broker client of an account (decrypting its credentials at that moment). */
+  createBroker(account: ExecutorAccount): Promise<Broker>;
+  /** Delays between broker retries: attempt n waits `retryBackoffMs[n-1]` (the last repeats). */
+  retryBackoffMs?: number[];
+  /** How often open orders at a remote broker are polled. */
+  pollIntervalMs?: number;
+  /** Breaker timings (tests shorten them). */
+  breaker?: { failureThreshold?: number; windowMs?: number; cooldownMs?: number };
+  random?: () => number;
+}
+
+interface State {
+  account: ExecutorAccount;
+  broker: Broker;
+  breaker: CircuitBreaker;
+  positions: Map<string, Position>;
+  lastPrices: Map<string, number>;
+  /** Open orders by client order id. */
+  open: Map<string, OrderRow>;
+  /** Start of the UTC day the realized figure covers, and the figure. */
+  day: { start: number; realized: number };
+  timer?: ReturnType<typeof setInterval>;
+}
+
+const PLACE_TIMEOUT_MS = 15_000;
+const DAY_MS = 86_400_000;
+
+/** The executor behaviour for one account. */
+export function executorBehavior(
+  accountId: string,
+  deps: ExecutorDeps,
+): Behavior<State, ExecutorCommand> {
+  const { db, clock } = deps;
+  const backoff = deps.retryBackoffMs ?? [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+  const random = deps.random ?? Math.random;
+
+  return {
+    async init(ctx) {
+      const account = await getAccount(db, accountId);
+      if (!account) {
+        throw new Error(`Cannot start executor: broker account "${accountId}" does not exist`);
+      }
+      const broker = await deps.createBroker(account);
+      const snapshot = await deps.breakers.load(accountId);
+      const options = { ...deps.breaker, clock };
+      const breaker = snapshot
+        ? CircuitBreaker.restore(snapshot, options)
+        : new CircuitBreaker(options);
+      const positions = new Map<string, Position>();
+      const lastPrices = new Map<string, number>();
+      for (const p of await accountPositions(db, accountId)) {
+        positions.set(p.symbol, {
+          quantity: Number(p.quantity),
+          averagePrice: Number(p.averagePrice),
+          realizedPnl: Number(p.realizedPnl),
+        });
+        if (p.lastPrice !== null) lastPrices.set(p.symbol, Number(p.lastPrice));
+      }
+      const open = new Map((await openOrders(db, accountId)).map((o) => [o.clientOrderId, o]));
+      if (broker instanceof PaperBroker) {
+        broker.restore(
+          [...open.values()].filter((o) => o.status !== "new" && o.brokerOrderId).map(
+            toBrokerOrder,
+          ),
+          [...positions].map(([symbol, p]) => ({
+            symbol,
+            quantity: toDecimal(p.quantity),
+            averageEntryPrice: toDecimal(p.averagePrice),
+          })),
+        );
+      }
+      const start = dayStart(clock.now());
+      const state: State = {
+        account,
+        broker,
+        breaker,
+        positions,
+        lastPrices,
+        open,
+        day: { start, realized: await realizedSince(db, accountId, new Date(start)) },
+      };
+      if (broker.kind !== "paper") {
+        state.timer = setInterval(() => {
+          if (state.open.size > 0) ctx.self.tell({ type: "poll" }).catch(() => {});
+        }, deps.pollIntervalMs ?? 2_000);
+      }
+      // Whatever this account left unfinished (a crash mid-signal) is picked up again.
+      const unfinished = await unfinishedSignals(db, {
+        olderThan: new Date(clock.now()),
+        limit: 10_000,
+      });
+      for (const s of unfinished) {
+        if (s.accountId === accountId && s.status !== "accepted") {
+          ctx.self.tell({ type: "execute", signalId: s.id, recovering: true }).catch(() => {});
+        }
+      }
+      ctx.log.info("Executor started", {
+        account_id: accountId,
+        alias: account.alias,
+        broker: account.broker,
+        open_orders: open.size,
+        breaker: breaker.state,
+      });
+      return state;
+    },
+
+    async receive(state, msg, ctx) {
+      switch (msg.type) {
+        case "execute":
+          await guarded(state, ctx, msg.signalId, () => execute(state, msg, ctx));
+          return state;
+        case "price":
+          await onPrice(state, msg.symbol, Number(msg.price), new Date(msg.at), ctx);
+          return state;
+        case "poll":
+          await poll(state, ctx);
+          return state;
+        case "status":
+          msg.reply.ok({
+            accountId,
+            alias: state.account.alias,
+            broker: state.account.broker,
+            breaker: state.breaker.state,
+            openOrders: state.open.size,
+          });
+          return state;
+        default: {
+          const never: never = msg;
+          throw new Error(`Cannot handle executor message ${JSON.stringify(never)}`);
+        }
+      }
+    },
+
+    stop(state) {
+      if (state.timer !== undefined) clearInterval(state.timer);
+    },
+  };
+
+  /**
+   * Runs one signal; an unexpected error fails that signal loudly instead of crashing the
+   * executor (a poison signal must not take the account down), but an unreachable database
+   * is a crash: the supervisor restarts us and recovery picks the signal up again.
+   */
+  async function guarded(
+    state: State,
+    ctx: ActorContext<ExecutorCommand>,
+    signalId: string,
+    fn: () => Promise<void>,
+  ) {
+    try {
+      await fn();
+    } catch (error) {
+      if (isDbUnavailable(error)) throw error;
+      ctx.log.error("Signal execution failed", {
+        signal_id: signalId,
+        error: serializeError(error),
+      });
+      await finish(
+        state,
+        signalId,
+        "failed",
+        "Cannot execute the signal: internal error (logged for the operator)",
+        null,
+      );
+    }
+  }
+
+  async function execute(
+    state: State,
+    msg: Extract<ExecutorCommand, { type: "execute" }>,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    const now = new Date(clock.now());
+    const signal = await claimSignal(db, msg.signalId, now, { recovering: msg.recovering });
+    if (!signal) return; // finished, or claimed by another instance
+    rollDay(state);
+    const limits = RiskLimitsSchema.safeParse(state.account.risk ?? {});
+    const maxAgeMs =
+      (limits.success ? limits.data.max_signal_age_seconds : DEFAULT_MAX_SIGNAL_AGE_SECONDS) * 1000;
+    if (signal.price && signal.symbol) {
+      await onPrice(state, signal.symbol, Number(signal.price), now, ctx);
+    }
+
+    const existing = await getOrderByClientOrderId(db, signal.id);
+    if (existing && existing.status !== "new") {
+      await reconcile(state, existing, signal, ctx);
+      return;
+    }
+    if (existing) {
+      // Created before a crash or an ambiguous failure: the broker may have it already.
+      const atBroker = await lookup(state, existing.clientOrderId);
+      if (atBroker) {
+        await apply(state, existing, atBroker, signal, ctx);
+        return;
+      }
+    }
+
+    const planned = await plan(state, signal, limits, now);
+    if ("reject" in planned) {
+      await reject(state, signal, planned.reject, ctx);
+      return;
+    }
+    const gate = state.breaker.tryAcquire();
+    if (!gate.allowed) {
+      const until = new Date(gate.retryAt).toISOString();
+      const reason =
+        `Cannot place order: the circuit breaker for "${state.account.alias}" is open until ${until}`;
+      ctx.log.error("Signal rejected: breaker open", {
+        signal_id: signal.id,
+        account_id: accountId,
+        open_until: until,
+      });
+      await reject(state, signal, reason, ctx);
+      return;
+    }
+    const order = existing ?? (await createOrder(db, {
+      id: uuidv7(clock.now()),
+      userId: state.account.userId,
+      accountId,
+      signalId: signal.id,
+      parentId: null,
+      leg: "entry",
+      clientOrderId: signal.id,
+      symbol: planned.request.symbol,
+      side: planned.request.side,
+      quantity: planned.request.quantity,
+      orderType: planned.request.type,
+      timeInForce: planned.request.timeInForce,
+      limitPrice: planned.request.limitPrice ?? null,
+      stopPrice: planned.request.stopPrice ?? null,
+    }, now)).order;
+    await place(state, order, planned.request, signal, msg.attempt ?? 1, maxAgeMs, ctx);
+  }
+
+  /** Builds the order a signal asks for and checks it against the account's limits. */
+  async function plan(
+    state: State,
+    signal: SignalRow,
+    limits: ReturnType<typeof RiskLimitsSchema.safeParse>,
+    now: Date,
+  ): Promise<{ request: OrderRequest } | { reject: string }> {
+    if (!limits.success) {
+      return {
+        reject: `Cannot check risk: the risk limits of "${state.account.alias}" are invalid`,
+      };
+    }
+    const symbol = signal.symbol;
+    if (!symbol) return { reject: "Cannot place order: the signal has no broker symbol" };
+    const position = state.positions.get(symbol) ?? FLAT;
+    let side = signal.side;
+    let quantity = signal.quantity;
+    if (side === null) {
+      if (position.quantity === 0) {
+        return { reject: `Cannot close ${symbol}: there is no open position` };
+      }
+      side = position.quantity > 0 ? "sell" : "buy";
+      quantity = toDecimal(Math.abs(position.quantity));
+    }
+    const verdict = checkRisk(limits.data as RiskLimits, {
+      now: now.getTime(),
+      receivedAt: signal.receivedAt.getTime(),
+      globalKillSwitch: await getGlobalKillSwitch(db),
+      accountKillSwitch: (await getAccount(db, accountId))?.killSwitch ?? true,
+      symbol,
+      root: rootOf(symbol),
+      side,
+      quantity: Number(quantity),
+      positionQuantity: position.quantity,
+      dailyPnl: dailyPnl(state),
+    });
+    if (!verdict.ok) return { reject: verdict.reason };
+    const reference = signal.price ?? (await lastPrice(db, symbol));
+    return {
+      request: {
+        clientOrderId: signal.id,
+        symbol,
+        side,
+        quantity: quantity!,
+        type: signal.orderType,
+        timeInForce: signal.symbol?.includes("/") && signal.timeInForce === "day"
+          ? "gtc"
+          : signal.timeInForce as OrderRequest["timeInForce"],
+        limitPrice: signal.limitPrice ?? undefined,
+        stopPrice: signal.stopPrice ?? undefined,
+        takeProfit: signal.takeProfit ? { limitPrice: signal.takeProfit } : undefined,
+        stopLoss: signal.stopLoss ? { stopPrice: signal.stopLoss } : undefined,
+        referencePrice: reference ?? undefined,
+      },
+    };
+  }
+
+  async function place(
+    state: State,
+    order: OrderRow,
+    request: OrderRequest,
+    signal: SignalRow,
+    attempt: number,
+    maxAgeMs: number,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    let placed: BrokerOrder;
+    try {
+      placed = await state.broker.placeOrder(request, AbortSignal.timeout(PLACE_TIMEOUT_MS));
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      if (error.kind === "duplicate" || error.ambiguous) {
+        const found = await lookup(state, request.clientOrderId);
+        if (found) {
+          await breakerResult(state, "success", ctx);
+          await apply(state, order, found, signal, ctx);
+          return;
+        }
+      }
+      await journal(db, {
+        userId: state.account.userId,
+        accountId,
+        signalId: signal.id,
+        orderId: order.id,
+        event: "order.failed",
+        data: { attempt, kind: error.kind, status: error.status ?? null, reason: error.reason },
+        at: new Date(clock.now()),
+      });
+      if (error.retryable || error.kind === "auth") await breakerResult(state, "failure", ctx);
+      else await breakerResult(state, "success", ctx); // the broker answered: it is up
+      if (error.retryable) {
+        await retryLater(state, order, signal, attempt, maxAgeMs, error, ctx);
+        return;
+      }
+      const status: SignalStatus = error.kind === "auth" ? "failed" : "rejected";
+      await closeUnplaced(
+        state,
+        order,
+        signal,
+        status,
+        `Broker refused the order: ${error.reason}`,
+        ctx,
+      );
+      return;
+    }
+    await breakerResult(state, "success", ctx);
+    await apply(state, order, placed, signal, ctx);
+  }
+
+  /** Schedules another attempt through the durable queue, unless that would pass the signal's max age. */
+  async function retryLater(
+    state: State,
+    order: OrderRow,
+    signal: SignalRow,
+    attempt: number,
+    maxAgeMs: number,
+    error: BrokerError,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    const base = error.retryAfterS !== undefined
+      ? error.retryAfterS * 1000
+      : backoff[Math.min(attempt, backoff.length) - 1]!;
+    const delayMs = Math.round(base * (0.75 + random() * 0.5));
+    const deadline = signal.receivedAt.getTime() + maxAgeMs;
+    if (clock.now() + delayMs > deadline) {
+      await closeUnplaced(
+        state,
+        order,
+        signal,
+        "failed",
+        `Gave up after ${attempt} attempt(s): ${error.reason}; another attempt would pass the signal's maximum age of ${
+          Math.round(maxAgeMs / 1000)
+        } s`,
+        ctx,
+      );
+      return;
+    }
+    ctx.log.warning("Broker call failed; retrying", {
+      signal_id: signal.id,
+      attempt,
+      delay_ms: delayMs,
+      kind: error.kind,
+      reason: error.reason,
+    });
+    await deps.queue.enqueue(
+      { type: RETRY_MESSAGE, payload: { signalId: signal.id, accountId, attempt: attempt + 1 } },
+      { delayMs },
+    );
+  }
+
+  /** The order never reached the broker: it is rejected, and so is (or fails) the signal. */
+  async function closeUnplaced(
+    state: State,
+    order: OrderRow,
+    signal: SignalRow,
+    status: SignalStatus,
+    reason: string,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    const at = new Date(clock.now());
+    await recordOrderUpdate(db, {
+      userId: state.account.userId,
+      accountId,
+      orderId: order.id,
+      signalId: signal.id,
+      symbol: order.symbol,
+      side: order.side,
+      status: "rejected",
+      brokerStatus: "not_placed",
+      brokerOrderId: order.brokerOrderId ?? "",
+      filledQuantity: order.filledQuantity,
+      averageFillPrice: order.averageFillPrice,
+      reason,
+      fills: [],
+      signalStatus: { status, reason },
+      at,
+    });
+    publish(state, "signal.rejected", { signalId: signal.id, orderId: order.id, reason, status });
+    ctx.log.warning("Signal not executed", { signal_id: signal.id, status, reason });
+  }
+
+  async function reject(
+    state: State,
+    signal: SignalRow,
+    reason: string,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    await finish(state, signal.id, "rejected", reason, null);
+    ctx.log.info("Signal rejected", { signal_id: signal.id, account_id: accountId, reason });
+  }
+
+  async function finish(
+    state: State,
+    signalId: string,
+    status: SignalStatus,
+    reason: string,
+    orderId: string | null,
+  ) {
+    await setSignalStatus(db, signalId, status, reason, new Date(clock.now()), {
+      userId: state.account.userId,
+      accountId,
+      orderId,
+    });
+    publish(state, "signal.rejected", { signalId, reason, status });
+  }
+
+  /** Asks the broker for an order by client order id; a failed lookup counts as "unknown". */
+  async function lookup(state: State, clientOrderId: string): Promise<BrokerOrder | null> {
+    try {
+      return await state.broker.getOrderByClientId(
+        clientOrderId,
+        AbortSignal.timeout(PLACE_TIMEOUT_MS),
+      );
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      // Unknown is not "absent": the caller will retry later rather than submit blindly.
+      throw new BrokerError(`Cannot look up order "${clientOrderId}": ${error.reason}`, {
+        kind: error.kind === "not_found" ? "unavailable" : error.kind,
+        reason: error.reason,
+        ambiguous: false,
+        cause: error,
+      });
+    }
+  }
+
+  /** An order already past `new`: refresh it from the broker when it is still open. */
+  async function reconcile(
+    state: State,
+    order: OrderRow,
+    signal: SignalRow,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    if (TERMINAL_STATUSES.has(order.status as BrokerOrder["status"])) {
+      const status = signalStatusFor(order.status as BrokerOrder["status"]);
+      if (signal.status !== status) {
+        await setSignalStatus(db, signal.id, status, null, new Date(clock.now()), {
+          userId: state.account.userId,
+          accountId,
+          orderId: order.id,
+        });
+      }
+      return;
+    }
+    state.open.set(order.clientOrderId, order);
+    if (!order.brokerOrderId) return;
+    const fresh = await state.broker.getOrder(order.brokerOrderId).catch(() => null);
+    if (fresh) await apply(state, order, fresh, signal, ctx);
+  }
+
+  /** Records what the broker says about an order: new fills, position, trade, states, events. */
+  async function apply(
+    state: State,
+    order: OrderRow,
+    broker: BrokerOrder,
+    signal: SignalRow | null,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    const at = broker.updatedAt ?? new Date(clock.now());
+    const before = Number(order.filledQuantity);
+    const after = Number(broker.filledQuantity);
+    const delta = after - before;
+    const update: OrderUpdate = {
+      userId: state.account.userId,
+      accountId,
+      orderId: order.id,
+      signalId: order.signalId,
+      symbol: order.symbol,
+      side: order.side,
+      status: broker.status,
+      brokerStatus: broker.brokerStatus,
+      brokerOrderId: broker.id,
+      filledQuantity: broker.filledQuantity,
+      averageFillPrice: broker.averageFillPrice ?? null,
+      reason: broker.reason ?? null,
+      fills: [],
+      at,
+    };
+    let tradeEvent: "trade.closed" | undefined;
+    if (delta > 0) {
+      const total = Number(broker.averageFillPrice ?? 0) * after;
+      const previous = Number(order.averageFillPrice ?? 0) * before;
+      const price = delta === after ? Number(broker.averageFillPrice) : (total - previous) / delta;
+      const fee = before === 0 ? broker.fills.reduce((sum, f) => sum + Number(f.fee), 0) : 0;
+      const prior = state.positions.get(order.symbol) ?? FLAT;
+      const { position, realized } = applyFill(prior, {
+        side: order.side,
+        quantity: delta,
+        price,
+        fee,
+      });
+      state.positions.set(order.symbol, position);
+      state.lastPrices.set(order.symbol, price);
+      rollDay(state);
+      state.day.realized += realized;
+      update.fills.push({
+        id: uuidv7(clock.now()),
+        brokerFillId: `${broker.id}:${broker.filledQuantity}`,
+        quantity: toDecimal(delta),
+        price: toDecimal(price),
+        fee: toDecimal(fee),
+        realizedPnl: toDecimal(realized),
+        at,
+      });
+      update.position = {
+        quantity: toDecimal(position.quantity),
+        averagePrice: toDecimal(position.averagePrice),
+        realizedPnl: toDecimal(position.realizedPnl),
+        lastPrice: toDecimal(price),
+      };
+      update.trade = tradeChange(
+        prior,
+        position,
+        price,
+        realized,
+        fee,
+        order.leg === "entry" ? signal?.stopLoss ?? null : null,
+      );
+      if (update.trade?.kind === "close" || update.trade?.kind === "flip") {
+        tradeEvent = "trade.closed";
+      }
+    }
+    if (order.leg === "entry" && order.signalId) {
+      update.signalStatus = {
+        status: signalStatusFor(broker.status),
+        reason: broker.reason ?? null,
+      };
+    }
+    const changed = delta > 0 || order.status !== broker.status ||
+      order.brokerOrderId !== broker.id;
+    if (changed) await recordOrderUpdate(db, update);
+    const firstSeen = order.brokerOrderId === null;
+    order.status = broker.status;
+    order.brokerOrderId = broker.id;
+    order.filledQuantity = broker.filledQuantity;
+    order.averageFillPrice = broker.averageFillPrice ?? null;
+    if (TERMINAL_STATUSES.has(broker.status)) state.open.delete(order.clientOrderId);
+    else state.open.set(order.clientOrderId, order);
+    if (changed) {
+      const data = {
+        orderId: order.id,
+        signalId: order.signalId,
+        clientOrderId: order.clientOrderId,
+        symbol: order.symbol,
+        side: order.side,
+        quantity: order.quantity,
+        leg: order.leg,
+        status: broker.status,
+        filledQuantity: broker.filledQuantity,
+        averageFillPrice: broker.averageFillPrice ?? null,
+      };
+      // The broker's first answer creates the trade; every later change (or a fill in that
+      // first answer) updates it; a round trip that closes is announced once more.
+      if (firstSeen) publish(state, "trade.created", data);
+      if (!firstSeen || delta > 0) publish(state, "trade.updated", data);
+      if (tradeEvent) {
+        publish(state, tradeEvent, { ...data, realizedPnl: update.fills[0]?.realizedPnl ?? "0" });
+      }
+    }
+    for (const leg of broker.legs ?? []) await applyLeg(state, order, leg, ctx);
+  }
+
+  /** A bracket leg the broker opened: written as a child order the first time it is seen. */
+  async function applyLeg(
+    state: State,
+    parent: OrderRow,
+    leg: BrokerOrder,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    let row = state.open.get(leg.clientOrderId) ??
+      (await getOrderByClientOrderId(db, leg.clientOrderId));
+    if (!row) {
+      row = (await createOrder(db, {
+        id: uuidv7(clock.now()),
+        userId: state.account.userId,
+        accountId,
+        signalId: parent.signalId,
+        parentId: parent.id,
+        leg: leg.leg ?? (leg.type === "limit" ? "take_profit" : "stop_loss"),
+        clientOrderId: leg.clientOrderId,
+        symbol: leg.symbol,
+        side: leg.side,
+        quantity: leg.quantity,
+        orderType: leg.type,
+        timeInForce: "gtc",
+        limitPrice: leg.limitPrice ?? null,
+        stopPrice: leg.stopPrice ?? null,
+      }, new Date(clock.now()))).order;
+    }
+    await apply(state, row, leg, null, ctx);
+  }
+
+  /** A new price for a symbol: resting paper orders may fill; positions are marked. */
+  async function onPrice(
+    state: State,
+    symbol: string,
+    price: number,
+    at: Date,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    state.lastPrices.set(symbol, price);
+    if (!(state.broker instanceof PaperBroker)) return;
+    for (const changed of state.broker.onPrice(symbol, price, at)) {
+      const row = state.open.get(changed.clientOrderId) ??
+        (await getOrderByClientOrderId(db, changed.clientOrderId));
+      if (!row) {
+        const parent = changed.parentClientOrderId
+          ? await getOrderByClientOrderId(db, changed.parentClientOrderId)
+          : null;
+        if (parent) await applyLeg(state, parent, changed, ctx);
+        continue;
+      }
+      await apply(state, row, changed, null, ctx);
+    }
+  }
+
+  /** Refreshes open orders from a remote broker. */
+  async function poll(state: State, ctx: ActorContext<ExecutorCommand>) {
+    for (const order of [...state.open.values()]) {
+      if (!order.brokerOrderId) continue;
+      try {
+        const fresh = await state.broker.getOrder(
+          order.brokerOrderId,
+          AbortSignal.timeout(PLACE_TIMEOUT_MS),
+        );
+        await apply(state, order, fresh, null, ctx);
+      } catch (error) {
+        if (!(error instanceof BrokerError)) throw error;
+        ctx.log.warning("Cannot refresh order", { order_id: order.id, reason: error.reason });
+      }
+    }
+  }
+
+  async function breakerResult(
+    state: State,
+    result: "success" | "failure",
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    const transition = result === "success"
+      ? state.breaker.recordSuccess()
+      : state.breaker.recordFailure();
+    await deps.breakers.save(accountId, state.breaker.snapshot());
+    if (!transition) return;
+    const event = transition === "opened" ? "breaker.opened" : "breaker.closed";
+    await journal(db, {
+      userId: state.account.userId,
+      accountId,
+      signalId: null,
+      orderId: null,
+      event,
+      data: { alias: state.account.alias },
+      at: new Date(clock.now()),
+    });
+    publish(state, event, { alias: state.account.alias, state: state.breaker.state });
+    const fields = { account_id: accountId, alias: state.account.alias };
+    if (transition === "opened") {
+      ctx.log.error("Circuit breaker opened: broker calls keep failing", fields);
+    } else ctx.log.warning("Circuit breaker closed: the broker answers again", fields);
+  }
+
+  function publish(state: State, type: PipelineEventType, data: Record<string, unknown>) {
+    deps.bus.publish({
+      type,
+      userId: state.account.userId,
+      accountId,
+      signalId: typeof data.signalId === "string" ? data.signalId : undefined,
+      orderId: typeof data.orderId === "string" ? data.orderId : undefined,
+      at: new Date(clock.now()).toISOString(),
+      data,
+    });
+  }
+
+  function rollDay(state: State) {
+    const start = dayStart(clock.now());
+    if (start !== state.day.start) state.day = { start, realized: 0 };
+  }
+
+  function dailyPnl(state: State): number {
+    let unrealized = 0;
+    for (const [symbol, p] of state.positions) {
+      const price = state.lastPrices.get(symbol);
+      if (price !== undefined) unrealized += unrealizedPnl(p, price);
+    }
+    return state.day.realized + unrealized;
+  }
+}
+
+/** Start (ms) of the UTC day of `now`: daily loss limits reset at 00:00 UTC. */
+function dayStart(now: number): number {
+  return now - (now % DAY_MS);
+}
+
+function signalStatusFor(status: BrokerOrder["status"]): SignalStatus {
+  switch (status) {
+    case "filled":
+      return "filled";
+    case "pending":
+    case "partially_filled":
+      return "placed";
+    case "canceled":
+    case "expired":
+      return "canceled";
+    case "rejected":
+      return "rejected";
+  }
+}
+
+/** How a fill changes the round trip: opens, closes, flips or resizes it. */
+function tradeChange(
+  prior: Position,
+  next: Position,
+  price: number,
+  realized: number,
+  fee: number,
+  stopLoss: string | null,
+): OrderUpdate["trade"] {
+  const direction = (q: number) => (q > 0 ? "long" : "short") as "long" | "short";
+  if (prior.quantity === 0 && next.quantity !== 0) {
+    return {
+      kind: "open",
+      id: uuidv7(),
+      direction: direction(next.quantity),
+      quantity: toDecimal(Math.abs(next.quantity)),
+      entryPrice: toDecimal(next.averagePrice),
+      stopLoss,
+    };
+  }
+  if (prior.quantity !== 0 && next.quantity === 0) {
+    return {
+      kind: "close",
+      exitPrice: toDecimal(price),
+      realizedPnl: toDecimal(realized),
+      fees: toDecimal(fee),
+    };
+  }
+  if (Math.sign(prior.quantity) !== Math.sign(next.quantity)) {
+    return {
+      kind: "flip",
+      exitPrice: toDecimal(price),
+      realizedPnl: toDecimal(realized),
+      fees: toDecimal(fee),
+      id: uuidv7(),
+      direction: direction(next.quantity),
+      quantity: toDecimal(Math.abs(next.quantity)),
+      entryPrice: toDecimal(next.averagePrice),
+    };
+  }
+  return {
+    kind: "resize",
+    quantity: toDecimal(Math.abs(next.quantity)),
+    entryPrice: toDecimal(next.averagePrice),
+    fees: toDecimal(fee),
+    realizedPnl: toDecimal(realized),
+  };
+}
+
+/** The root of a broker symbol, for allowed-symbol checks (`BTC/USD` → `BTC`, `MNQZ6` → `MNQ`). */
+function rootOf(symbol: string): string {
+  if (symbol.includes("/")) return symbol.split("/")[0]!;
+  const future = /^([A-Z0-9]{1,4}?)[FGHJKMNQUVXZ]\d$/.exec(symbol);
+  return future ? future[1]! : symbol;
+}
+
+function toBrokerOrder(o: OrderRow): BrokerOrder {
+  return {
+    id: o.brokerOrderId!,
+    clientOrderId: o.clientOrderId,
+    symbol: o.symbol,
+    side: o.side,
+    quantity: o.quantity,
+    type: o.orderType,
+    status: o.status === "new" ? "pending" : o.status,
+    brokerStatus: o.status,
+    filledQuantity: o.filledQuantity,
+    averageFillPrice: o.averageFillPrice ?? undefined,
+    fills: [],
+    limitPrice: o.limitPrice ?? undefined,
+    stopPrice: o.stopPrice ?? undefined,
+    leg: o.leg === "entry" ? undefined : o.leg,
+  };
+}

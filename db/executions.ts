@@ -1,0 +1,459 @@
+/**
+ * The executor's writes: an order and everything that follows from a broker's answer (the
+ * order's new state, its fills, the position, the round-trip trade, the signal's state and the
+ * journal) are written in ONE transaction, so the record never shows half of a fill.
+ */
+import type { OrderStatus } from "../brokers/broker.ts";
+import type { Db, Queryable, Tx } from "./client.ts";
+import type { SignalStatus } from "./signals.ts";
+
+/** A broker account as the executor needs it. */
+export interface ExecutorAccount {
+  id: string;
+  userId: string;
+  alias: string;
+  broker: "paper" | "alpaca";
+  live: boolean;
+  credentials: Uint8Array | null;
+  symbolMap: Record<string, string>;
+  microFutures: boolean;
+  risk: unknown;
+  paper: unknown;
+  killSwitch: boolean;
+}
+
+/** Reads a broker account. */
+export async function getAccount(db: Queryable, id: string): Promise<ExecutorAccount | null> {
+  const [row] = await db.query<ExecutorAccount & Record<string, unknown>>(
+    `SELECT id, user_id AS "userId", alias, broker, live, credentials, symbol_map AS "symbolMap",
+            micro_futures AS "microFutures", risk, paper, kill_switch AS "killSwitch"
+     FROM broker_accounts WHERE id = $1`,
+    [id],
+  );
+  return row ?? null;
+}
+
+/** An order row, as the executor tracks it. */
+export interface OrderRow {
+  id: string;
+  signalId: string | null;
+  parentId: string | null;
+  leg: "entry" | "take_profit" | "stop_loss";
+  clientOrderId: string;
+  brokerOrderId: string | null;
+  symbol: string;
+  side: "buy" | "sell";
+  quantity: string;
+  orderType: "market" | "limit" | "stop" | "stop_limit";
+  timeInForce: string;
+  limitPrice: string | null;
+  stopPrice: string | null;
+  status: "new" | OrderStatus;
+  filledQuantity: string;
+  averageFillPrice: string | null;
+  stopLoss?: string | null;
+}
+
+const ORDER =
+  `o.id, o.signal_id AS "signalId", o.parent_id AS "parentId", o.leg, o.client_order_id AS "clientOrderId",
+  o.broker_order_id AS "brokerOrderId", o.symbol, o.side, o.quantity, o.order_type AS "orderType",
+  o.time_in_force AS "timeInForce", o.limit_price AS "limitPrice", o.stop_price AS "stopPrice", o.status,
+  o.filled_quantity AS "filledQuantity", o.average_fill_price AS "averageFillPrice"`;
+
+/** The order with this client order id. */
+export async function getOrderByClientOrderId(
+  db: Queryable,
+  clientOrderId: string,
+): Promise<OrderRow | null> {
+  const [row] = await db.query<OrderRow & Record<string, unknown>>(
+    `SELECT ${ORDER} FROM orders o WHERE o.client_order_id = $1`,
+    [clientOrderId],
+  );
+  return row ?? null;
+}
+
+/** Open orders of an account (not yet terminal), oldest first. */
+export function openOrders(db: Queryable, accountId: string): Promise<OrderRow[]> {
+  return db.query<OrderRow & Record<string, unknown>>(
+    `SELECT ${ORDER} FROM orders o WHERE o.account_id = $1 AND o.status IN ('new', 'pending', 'partially_filled')
+     ORDER BY o.created_at, o.id`,
+    [accountId],
+  );
+}
+
+/** Positions of an account, as stored. */
+export function accountPositions(
+  db: Queryable,
+  accountId: string,
+): Promise<
+  Array<
+    {
+      symbol: string;
+      quantity: string;
+      averagePrice: string;
+      realizedPnl: string;
+      lastPrice: string | null;
+    }
+  >
+> {
+  return db.query(
+    `SELECT symbol, quantity, average_price AS "averagePrice", realized_pnl AS "realizedPnl", last_price AS "lastPrice"
+     FROM positions WHERE account_id = $1`,
+    [accountId],
+  );
+}
+
+/** P&L realized by the account's fills since `since` (net of fees). */
+export async function realizedSince(
+  db: Queryable,
+  accountId: string,
+  since: Date,
+): Promise<number> {
+  const [row] = await db.query<{ total: string | null }>(
+    "SELECT sum(realized_pnl) AS total FROM fills WHERE account_id = $1 AND filled_at >= $2",
+    [accountId, since],
+  );
+  return Number(row?.total ?? 0);
+}
+
+/** The last known price of a symbol. */
+export async function lastPrice(db: Queryable, symbol: string): Promise<string | null> {
+  const [row] = await db.query<{ price: string }>(
+    "SELECT price FROM last_prices WHERE symbol = $1",
+    [symbol],
+  );
+  return row?.price ?? null;
+}
+
+/** Records a price seen for a symbol, keeping the newest. */
+export async function recordPrice(
+  db: Queryable,
+  symbol: string,
+  price: string,
+  at: Date,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO last_prices (symbol, price, at) VALUES ($1, $2, $3)
+     ON CONFLICT (symbol) DO UPDATE SET price = EXCLUDED.price, at = EXCLUDED.at WHERE last_prices.at <= EXCLUDED.at`,
+    [symbol, price, at],
+  );
+}
+
+/** A new order to write before it is sent to the broker. */
+export interface NewOrder {
+  id: string;
+  userId: string;
+  accountId: string;
+  signalId: string | null;
+  parentId: string | null;
+  leg: OrderRow["leg"];
+  clientOrderId: string;
+  symbol: string;
+  side: "buy" | "sell";
+  quantity: string;
+  orderType: OrderRow["orderType"];
+  timeInForce: string;
+  limitPrice: string | null;
+  stopPrice: string | null;
+}
+
+/**
+ * Writes the order in state `new` (before the broker sees it) and marks its signal as ordered;
+ * returns the existing row instead when the client order id is already known (recovery).
+ */
+export async function createOrder(
+  db: Db,
+  order: NewOrder,
+  now: Date,
+): Promise<{ created: boolean; order: OrderRow }> {
+  return await db.transaction(async (tx) => {
+    const inserted = await tx.query<{ id: string }>(
+      `INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, symbol, side, quantity,
+                           order_type, time_in_force, limit_price, stop_price, status, status_history, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'new',
+               jsonb_build_array(jsonb_build_object('status', 'new', 'at', $15::timestamptz)), $15, $15)
+       ON CONFLICT (client_order_id) DO NOTHING RETURNING id`,
+      [
+        order.id,
+        order.userId,
+        order.accountId,
+        order.signalId,
+        order.parentId,
+        order.leg,
+        order.clientOrderId,
+        order.symbol,
+        order.side,
+        order.quantity,
+        order.orderType,
+        order.timeInForce,
+        order.limitPrice,
+        order.stopPrice,
+        now,
+      ],
+    );
+    const row = await getOrderByClientOrderId(tx, order.clientOrderId);
+    if (!row) throw new Error(`Cannot create order "${order.clientOrderId}": it vanished`);
+    if (inserted.length === 0) return { created: false, order: row };
+    if (order.signalId && order.leg === "entry") {
+      await tx.query("UPDATE signals SET ordered_at = $2 WHERE id = $1", [order.signalId, now]);
+    }
+    await journal(tx, {
+      userId: order.userId,
+      accountId: order.accountId,
+      signalId: order.signalId,
+      orderId: order.id,
+      event: "order.created",
+      data: {
+        client_order_id: order.clientOrderId,
+        symbol: order.symbol,
+        side: order.side,
+        quantity: order.quantity,
+        type: order.orderType,
+        leg: order.leg,
+      },
+      at: now,
+    });
+    return { created: true, order: row };
+  });
+}
+
+/** A new fill to record, with the position and P&L it produces (computed by the executor). */
+export interface FillRecord {
+  id: string;
+  brokerFillId: string;
+  quantity: string;
+  price: string;
+  fee: string;
+  realizedPnl: string;
+  at: Date;
+}
+
+/** Everything that follows from one broker answer about one order. */
+export interface OrderUpdate {
+  userId: string;
+  accountId: string;
+  orderId: string;
+  signalId: string | null;
+  symbol: string;
+  side: "buy" | "sell";
+  status: OrderStatus;
+  brokerStatus: string;
+  brokerOrderId: string;
+  filledQuantity: string;
+  averageFillPrice: string | null;
+  reason: string | null;
+  fills: FillRecord[];
+  /** The position after the fills, when there were any. */
+  position?: { quantity: string; averagePrice: string; realizedPnl: string; lastPrice: string };
+  /** Round-trip bookkeeping that the fills caused. */
+  trade?:
+    | {
+      kind: "open";
+      id: string;
+      direction: "long" | "short";
+      quantity: string;
+      entryPrice: string;
+      stopLoss: string | null;
+    }
+    | { kind: "close"; exitPrice: string; realizedPnl: string; fees: string }
+    | {
+      kind: "flip";
+      exitPrice: string;
+      realizedPnl: string;
+      fees: string;
+      id: string;
+      direction: "long" | "short";
+      quantity: string;
+      entryPrice: string;
+    }
+    | { kind: "resize"; quantity: string; entryPrice: string; fees: string; realizedPnl: string };
+  /** The signal's new state, when this update decides it. */
+  signalStatus?: { status: SignalStatus; reason: string | null };
+  at: Date;
+}
+
+/** Writes one order update in one transaction; returns false when the order is gone. */
+export async function recordOrderUpdate(db: Db, u: OrderUpdate): Promise<boolean> {
+  return await db.transaction(async (tx) => {
+    const updated = await tx.query(
+      `UPDATE orders SET status = $2, broker_status = $3, broker_order_id = COALESCE(broker_order_id, $4),
+              filled_quantity = $5, average_fill_price = $6, reason = COALESCE($7, reason), updated_at = $8,
+              status_history = CASE WHEN status = $2 THEN status_history
+                ELSE status_history || jsonb_build_array(jsonb_build_object('status', $2::text, 'broker_status', $3::text, 'at', $8::timestamptz)) END
+       WHERE id = $1 RETURNING id`,
+      [
+        u.orderId,
+        u.status,
+        u.brokerStatus,
+        u.brokerOrderId,
+        u.filledQuantity,
+        u.averageFillPrice,
+        u.reason,
+        u.at,
+      ],
+    );
+    if (updated.length === 0) return false;
+    for (const f of u.fills) {
+      const fresh = await tx.query(
+        `INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee, realized_pnl, filled_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (order_id, broker_fill_id) DO NOTHING RETURNING id`,
+        [
+          f.id,
+          u.orderId,
+          u.userId,
+          u.accountId,
+          f.brokerFillId,
+          u.symbol,
+          u.side,
+          f.quantity,
+          f.price,
+          f.fee,
+          f.realizedPnl,
+          f.at,
+        ],
+      );
+      if (fresh.length > 0) {
+        await journal(tx, {
+          ...ids(u),
+          event: "order.filled",
+          data: { quantity: f.quantity, price: f.price, fee: f.fee, realized_pnl: f.realizedPnl },
+          at: f.at,
+        });
+      }
+    }
+    if (u.position) {
+      await tx.query(
+        `INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, realized_pnl, last_price, opened_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+         ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price,
+           realized_pnl = EXCLUDED.realized_pnl, last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at,
+           opened_at = CASE WHEN positions.quantity = 0 THEN EXCLUDED.opened_at ELSE positions.opened_at END`,
+        [
+          u.accountId,
+          u.symbol,
+          u.userId,
+          u.position.quantity,
+          u.position.averagePrice,
+          u.position.realizedPnl,
+          u.position.lastPrice,
+          u.at,
+        ],
+      );
+    }
+    if (u.trade) await recordTrade(tx, u);
+    await journal(tx, {
+      ...ids(u),
+      event: "order.updated",
+      data: {
+        status: u.status,
+        broker_status: u.brokerStatus,
+        filled_quantity: u.filledQuantity,
+        average_fill_price: u.averageFillPrice,
+        reason: u.reason,
+      },
+      at: u.at,
+    });
+    if (u.signalId && u.signalStatus) {
+      await setSignalStatus(tx, u.signalId, u.signalStatus.status, u.signalStatus.reason, u.at, u);
+    }
+    return true;
+  });
+}
+
+async function recordTrade(tx: Tx, u: OrderUpdate) {
+  const t = u.trade!;
+  if (t.kind === "close" || t.kind === "flip") {
+    await tx.query(
+      `UPDATE trades SET status = 'closed', exit_price = $3, realized_pnl = realized_pnl + $4, fees = fees + $5,
+              exit_signal_id = $6, closed_at = $7
+       WHERE account_id = $1 AND symbol = $2 AND status = 'open'`,
+      [u.accountId, u.symbol, t.exitPrice, t.realizedPnl, t.fees, u.signalId, u.at],
+    );
+  }
+  if (t.kind === "open" || t.kind === "flip") {
+    await tx.query(
+      `INSERT INTO trades (id, user_id, account_id, symbol, direction, quantity, entry_price, stop_loss, status, entry_signal_id, opened_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10)`,
+      [
+        t.id,
+        u.userId,
+        u.accountId,
+        u.symbol,
+        t.direction,
+        t.quantity,
+        t.entryPrice,
+        t.kind === "open" ? t.stopLoss : null,
+        u.signalId,
+        u.at,
+      ],
+    );
+  }
+  if (t.kind === "resize") {
+    await tx.query(
+      `UPDATE trades SET quantity = $3, entry_price = $4, fees = fees + $5, realized_pnl = realized_pnl + $6
+       WHERE account_id = $1 AND symbol = $2 AND status = 'open'`,
+      [u.accountId, u.symbol, t.quantity, t.entryPrice, t.fees, t.realizedPnl],
+    );
+  }
+}
+
+function ids(u: { userId: string; accountId: string; signalId: string | null; orderId: string }) {
+  return { userId: u.userId, accountId: u.accountId, signalId: u.signalId, orderId: u.orderId };
+}
+
+/** Moves a signal to `status` (with its reason and timestamps) and journals it. */
+export async function setSignalStatus(
+  tx: Queryable,
+  signalId: string,
+  status: SignalStatus,
+  reason: string | null,
+  at: Date,
+  who: { userId: string | null; accountId: string | null; orderId?: string | null },
+): Promise<void> {
+  const terminal = status === "filled" || status === "rejected" || status === "failed" ||
+    status === "canceled";
+  await tx.query(
+    `UPDATE signals SET status = $2, reason = COALESCE($3, reason),
+            filled_at = CASE WHEN $2 = 'filled' THEN COALESCE(filled_at, $4) ELSE filled_at END,
+            finished_at = CASE WHEN $5 THEN COALESCE(finished_at, $4) ELSE finished_at END
+     WHERE id = $1`,
+    [signalId, status, reason, at, terminal],
+  );
+  await journal(tx, {
+    userId: who.userId,
+    accountId: who.accountId,
+    signalId,
+    orderId: who.orderId ?? null,
+    event: `signal.${status}`,
+    data: reason ? { reason } : {},
+    at,
+  });
+}
+
+/** Appends one journal entry. */
+export async function journal(
+  tx: Queryable,
+  entry: {
+    userId: string | null;
+    accountId: string | null;
+    signalId: string | null;
+    orderId: string | null;
+    event: string;
+    data: Record<string, unknown>;
+    at: Date;
+  },
+): Promise<void> {
+  await tx.query(
+    "INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7)",
+    [
+      entry.userId,
+      entry.accountId,
+      entry.signalId,
+      entry.orderId,
+      entry.event,
+      JSON.stringify(entry.data),
+      entry.at,
+    ],
+  );
+}

@@ -1,0 +1,13 @@
+DROP TABLE IF EXISTS journal;
+DROP FUNCTION IF EXISTS journal_is_append_only();
+DROP TABLE IF EXISTS last_prices;
+DROP TABLE IF EXISTS trades;
+DROP TABLE IF EXISTS positions;
+DROP TABLE IF EXISTS fills;
+DROP TABLE IF EXISTS orders;
+DROP TABLE IF EXISTS signal_dedup;
+DROP TABLE IF EXISTS signals;
+DROP TABLE IF EXISTS settings;
+DROP TABLE IF EXISTS broker_accounts;
+DROP TABLE IF EXISTS webhook_keys;
+DROP TABLE IF EXISTS users;

@@ -1,0 +1,263 @@
+/**
+ * Signals: accepted durably with their dedup in one statement, rejected with a reason, and
+ * moved through their states by conditional updates (so two workers never both claim one).
+ */
+import type { SignalInput } from "../lib/signal.ts";
+import type { Queryable } from "./client.ts";
+
+/** Where a signal came from. */
+export type SignalSource = "tradingview" | "signed";
+
+/** The life of a signal. The last four are terminal. */
+export type SignalStatus =
+  | "accepted"
+  | "executing"
+  | "placed"
+  | "filled"
+  | "rejected"
+  | "failed"
+  | "canceled";
+
+/** Who sent a signal and when, shared by accepts and rejects. */
+export interface SignalEnvelope {
+  id: string;
+  userId: string;
+  keyId: string | null;
+  accountId: string | null;
+  source: SignalSource;
+  rawBody: string;
+  receivedAt: Date;
+}
+
+/** The answer to an accept: a new signal, or the one it duplicates. */
+export type AcceptResult = { duplicate: false; signalId: string } | {
+  duplicate: true;
+  signalId: string;
+};
+
+const SIGNAL_COLUMNS =
+  `id, user_id, account_id, key_id, source, dedup_key, raw_body, account_alias, ticker, symbol,
+  action, side, quantity, order_type, time_in_force, price, limit_price, stop_price, take_profit, stop_loss,
+  sender_id, strategy, comment, signal_time, status, reason, received_at, accepted_at`;
+
+function signalValues(e: SignalEnvelope, s: SignalInput, symbol: string | null) {
+  return [
+    e.accountId,
+    e.keyId,
+    e.source,
+    e.rawBody,
+    s.account,
+    s.ticker,
+    symbol,
+    s.action,
+    s.side,
+    s.quantity,
+    s.orderType,
+    s.timeInForce,
+    s.price,
+    s.limitPrice,
+    s.stopPrice,
+    s.takeProfit,
+    s.stopLoss,
+    s.senderId,
+    s.strategy ? JSON.stringify(s.strategy) : null,
+    s.comment,
+    s.time,
+  ];
+}
+
+/**
+ * Inserts a new signal unless one with the same dedup key arrived within `windowMs`: the dedup
+ * row, the signal and its journal entry are written by ONE statement, so a signal is on disk
+ * exactly when the caller may acknowledge it. Concurrent identical requests serialize on the
+ * dedup row's unique key; exactly one of them is accepted.
+ */
+export async function acceptSignal(
+  db: Queryable,
+  envelope: SignalEnvelope,
+  signal: SignalInput,
+  options: { dedupKey: string; windowMs: number; symbol: string },
+): Promise<AcceptResult> {
+  const e = envelope;
+  const [row] = await db.query<{ accepted: string | null; existing: string | null }>(
+    `WITH dedup AS (
+       INSERT INTO signal_dedup (user_id, dedup_key, signal_id, expires_at)
+       VALUES ($1, $2, $3, $4::timestamptz + make_interval(secs => $5::double precision / 1000))
+       ON CONFLICT (user_id, dedup_key) DO UPDATE
+         SET signal_id = EXCLUDED.signal_id, expires_at = EXCLUDED.expires_at
+         WHERE signal_dedup.expires_at <= $4::timestamptz
+       RETURNING signal_id
+     ), signal AS (
+       INSERT INTO signals (${SIGNAL_COLUMNS})
+       SELECT signal_id, $1, $6, $7, $8, $2, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+              $23, $24::text::jsonb, $25, $26, 'accepted', NULL, $4, $4
+       FROM dedup
+       RETURNING id
+     ), journaled AS (
+       INSERT INTO journal (user_id, account_id, signal_id, event, data, at)
+       SELECT $1, $6, id, 'signal.accepted', jsonb_build_object('dedup_key', $2::text, 'source', $8::text), $4 FROM signal
+     )
+     SELECT (SELECT id FROM signal) AS accepted,
+            (SELECT signal_id FROM signal_dedup WHERE user_id = $1 AND dedup_key = $2) AS existing`,
+    [
+      e.userId,
+      options.dedupKey,
+      e.id,
+      e.receivedAt,
+      options.windowMs,
+      ...signalValues(e, signal, options.symbol),
+    ],
+  );
+  if (row?.accepted) return { duplicate: false, signalId: row.accepted };
+  if (row?.existing) return { duplicate: true, signalId: row.existing };
+  // The winner of a race committed after this statement's snapshot: read it in a new one.
+  const [again] = await db.query<{ signal_id: string }>(
+    "SELECT signal_id FROM signal_dedup WHERE user_id = $1 AND dedup_key = $2",
+    [e.userId, options.dedupKey],
+  );
+  if (!again) throw new Error(`Cannot accept signal "${e.id}": its dedup row vanished`);
+  return { duplicate: true, signalId: again.signal_id };
+}
+
+/**
+ * Records a signal refused at the door (invalid payload, unknown account, unmappable symbol), so
+ * the trader can see why; nothing is executed. `signal` is null when the payload did not validate.
+ */
+export async function rejectSignal(
+  db: Queryable,
+  envelope: SignalEnvelope,
+  signal: SignalInput | null,
+  reason: string,
+  details: unknown,
+): Promise<void> {
+  const e = envelope;
+  const s = signal;
+  await db.query(
+    `WITH signal AS (
+       INSERT INTO signals (id, user_id, account_id, key_id, source, dedup_key, raw_body, account_alias, ticker, action,
+                            side, quantity, order_type, sender_id, status, reason, received_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $17, $6, $7, $8, $9, $10, $11, $12, $13, 'rejected', $14, $15, $15)
+       RETURNING id
+     )
+     INSERT INTO journal (user_id, account_id, signal_id, event, data, at)
+     SELECT $2, $3, id, 'signal.rejected', jsonb_build_object('reason', $14::text, 'details', $16::text::jsonb), $15 FROM signal`,
+    [
+      e.id,
+      e.userId,
+      e.accountId,
+      e.keyId,
+      e.source,
+      e.rawBody,
+      s?.account ?? null,
+      s?.ticker ?? null,
+      s?.action ?? null,
+      s?.side ?? null,
+      s?.quantity ?? null,
+      s?.orderType ?? null,
+      s?.senderId ?? null,
+      reason,
+      e.receivedAt,
+      JSON.stringify(details ?? null),
+      `rejected:${e.id}`,
+    ],
+  );
+}
+
+/** Deletes dedup rows whose window closed before `now`; returns how many. */
+export async function purgeExpiredDedup(db: Queryable, now: Date): Promise<number> {
+  const rows = await db.query("DELETE FROM signal_dedup WHERE expires_at <= $1 RETURNING 1", [now]);
+  return rows.length;
+}
+
+/** A signal as the executor reads it. */
+export interface SignalRow {
+  id: string;
+  userId: string;
+  accountId: string | null;
+  ticker: string;
+  symbol: string | null;
+  action: string;
+  side: "buy" | "sell" | null;
+  quantity: string | null;
+  orderType: "market" | "limit" | "stop" | "stop_limit";
+  timeInForce: string;
+  price: string | null;
+  limitPrice: string | null;
+  stopPrice: string | null;
+  takeProfit: string | null;
+  stopLoss: string | null;
+  status: SignalStatus;
+  receivedAt: Date;
+  signalTime: Date | null;
+}
+
+const ROW =
+  `id, user_id AS "userId", account_id AS "accountId", ticker, symbol, action, side, quantity,
+  order_type AS "orderType", time_in_force AS "timeInForce", price, limit_price AS "limitPrice",
+  stop_price AS "stopPrice", take_profit AS "takeProfit", stop_loss AS "stopLoss", status,
+  received_at AS "receivedAt", signal_time AS "signalTime"`;
+
+/** Reads one signal. */
+export async function getSignal(db: Queryable, id: string): Promise<SignalRow | null> {
+  const [row] = await db.query<SignalRow & Record<string, unknown>>(
+    `SELECT ${ROW} FROM signals WHERE id = $1`,
+    [id],
+  );
+  return row ?? null;
+}
+
+/**
+ * Claims a signal for execution: `accepted` → `executing`, or an `executing`/`placed` one when
+ * recovering after a crash. Returns null when it is not in a claimable state (done elsewhere).
+ */
+export async function claimSignal(
+  db: Queryable,
+  id: string,
+  now: Date,
+  options: { recovering: boolean },
+): Promise<SignalRow | null> {
+  const states = options.recovering ? ["accepted", "executing", "placed"] : ["accepted"];
+  const [row] = await db.query<SignalRow & Record<string, unknown>>(
+    `UPDATE signals SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END,
+            dispatched_at = COALESCE(dispatched_at, $2)
+     WHERE id = $1 AND status = ANY($3::text[])
+     RETURNING ${ROW}`,
+    [id, now, states],
+  );
+  return row ?? null;
+}
+
+/** Ids of signals accepted but not finished, oldest first (for recovery and the sweeper). */
+export async function unfinishedSignals(
+  db: Queryable,
+  options: { olderThan: Date; limit: number },
+): Promise<Array<{ id: string; accountId: string | null; status: SignalStatus }>> {
+  return await db.query(
+    `SELECT id, account_id AS "accountId", status FROM signals
+     WHERE status IN ('accepted', 'executing', 'placed') AND received_at <= $1
+     ORDER BY received_at, id LIMIT $2`,
+    [options.olderThan, options.limit],
+  );
+}
+
+/** What the webhook route needs of the account a signal names. */
+export interface SignalAccount {
+  id: string;
+  broker: "paper" | "alpaca";
+  symbolMap: Record<string, string>;
+  microFutures: boolean;
+}
+
+/** The account `alias` of `userId` with its symbol rules, or null. */
+export async function findSignalAccount(
+  db: Queryable,
+  userId: string,
+  alias: string,
+): Promise<SignalAccount | null> {
+  const [row] = await db.query<SignalAccount & Record<string, unknown>>(
+    `SELECT id, broker, symbol_map AS "symbolMap", micro_futures AS "microFutures"
+     FROM broker_accounts WHERE user_id = $1 AND alias = $2`,
+    [userId, alias],
+  );
+  return row ?? null;
+}

@@ -1,0 +1,11 @@
+import assert from "node:assert/strict";
+import { uuidv7, uuidv7Time } from "./ids.ts";
+
+Deno.test("uuidv7 is a valid version-7 UUID that encodes its time and sorts by it", () => {
+  const a = uuidv7(Date.UTC(2026, 0, 1));
+  const b = uuidv7(Date.UTC(2026, 0, 1, 0, 0, 1));
+  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(uuidv7Time(a), Date.UTC(2026, 0, 1));
+  assert.ok(a < b);
+  assert.notEqual(uuidv7(0), uuidv7(0));
+});

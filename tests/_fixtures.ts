@@ -1,0 +1,43 @@
+/** Rows that many tests need: a user with a paper account and a webhook key. */
+import type { Queryable } from "../db/client.ts";
+import { insertWebhookKey } from "../db/webhook_keys.ts";
+import { uuidv7 } from "../lib/ids.ts";
+import { generateWebhookKey } from "../lib/webhook_key.ts";
+
+/** A user, their `paper` account and a webhook key (in clear). */
+export interface TraderFixture {
+  userId: string;
+  accountId: string;
+  key: string;
+  keyId: string;
+}
+
+/** Inserts a trader with a paper account and a key, straight into the tables. */
+export async function insertTrader(
+  db: Queryable,
+  options: { email?: string; risk?: Record<string, unknown>; paper?: Record<string, unknown> } = {},
+): Promise<TraderFixture> {
+  const userId = uuidv7();
+  const accountId = uuidv7();
+  await db.query(
+    "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, 'x', 'trader')",
+    [
+      userId,
+      options.email ?? `trader-${userId.slice(-8)}@example.com`,
+    ],
+  );
+  await db.query(
+    `INSERT INTO broker_accounts (id, user_id, alias, broker, risk, paper) VALUES ($1, $2, 'paper', 'paper', $3::text::jsonb, $4::text::jsonb)`,
+    [accountId, userId, JSON.stringify(options.risk ?? {}), JSON.stringify(options.paper ?? {})],
+  );
+  const key = await generateWebhookKey();
+  const keyId = uuidv7();
+  await insertWebhookKey(db, {
+    id: keyId,
+    userId,
+    name: "test",
+    prefix: key.prefix,
+    hash: key.hash,
+  });
+  return { userId, accountId, key: key.key, keyId };
+}
