@@ -19,7 +19,8 @@ import { type Db, isDbUnavailable, openDb } from "./db/client.ts";
 import { migrateUp, migrationStatus } from "./db/migrate.ts";
 import type { Queue } from "./db/queue.ts";
 import { createKvQueue } from "./db/queue_kv.ts";
-import { kvPath, pgliteDir } from "./db/paths.ts";
+import { kvPath } from "./db/paths.ts";
+import { databaseOptions } from "./db/open.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import { createLogger, type Logger, serializeError } from "./lib/log.ts";
 import { createMemoryRateLimiter } from "./lib/rate_limit.ts";
@@ -293,13 +294,7 @@ async function openDatabase(
   clock: Clock,
   waitMs: number,
 ): Promise<Db> {
-  const db = await openDb({
-    url: config.database.url,
-    dataDir: config.database.url ? undefined : pgliteDir(config.dataDir),
-    poolSize: config.database.poolSize,
-    prepare: config.database.prepare,
-    statementTimeoutMs: config.database.statementTimeoutMs,
-  });
+  const db = await openDb(databaseOptions(config));
   const deadline = clock.now() + waitMs;
   for (let attempt = 1;; attempt++) {
     try {

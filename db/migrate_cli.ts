@@ -2,11 +2,9 @@
  * `deno task migrate [up | down [N|all] | status]` — runs against DATABASE_URL, or the embedded
  * database under DATA_DIR when it is unset. Production runs `up` as its release step.
  */
-import { ConfigError, environment, loadConfig } from "../config.ts";
 import { fail, print } from "../lib/cli.ts";
-import { openDb } from "./client.ts";
+import { describeDatabase, openOperatorDb } from "./open.ts";
 import { migrateDown, migrateUp, migrationStatus, unknownVersions } from "./migrate.ts";
-import { pgliteDir } from "./paths.ts";
 
 const USAGE = "Usage: deno task migrate [up | down [N|all] | status]";
 
@@ -23,22 +21,8 @@ async function main(args: string[]) {
       );}
   }
 
-  let config;
-  try {
-    config = loadConfig(environment());
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message, 78);
-    throw error;
-  }
-  const target = config.database.url
-    ? "PostgreSQL (DATABASE_URL)"
-    : `PGlite at ${pgliteDir(config.dataDir)}`;
-  const db = await openDb({
-    url: config.database.url,
-    dataDir: config.database.url ? undefined : pgliteDir(config.dataDir),
-    poolSize: 1,
-    prepare: config.database.prepare,
-  });
+  const { config, db } = await openOperatorDb();
+  const target = describeDatabase(config);
   try {
     if (command === "status") {
       print(`Migrations on ${target}:`);

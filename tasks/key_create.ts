@@ -4,10 +4,8 @@
  * stdout, so scripts can take it with `tail -n 1`.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, environment, loadConfig } from "../config.ts";
-import { openDb } from "../db/client.ts";
+import { openOperatorDb } from "../db/open.ts";
 import { migrateUp } from "../db/migrate.ts";
-import { pgliteDir } from "../db/paths.ts";
 import { findUserByEmail } from "../db/users.ts";
 import { insertWebhookKey, type WebhookKeyRow } from "../db/webhook_keys.ts";
 import { fail, print } from "../lib/cli.ts";
@@ -54,19 +52,7 @@ async function main(args: string[]) {
     );
   }
 
-  let config;
-  try {
-    config = loadConfig(environment());
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message, 78);
-    throw error;
-  }
-  const db = await openDb({
-    url: config.database.url,
-    dataDir: config.database.url ? undefined : pgliteDir(config.dataDir),
-    poolSize: 1,
-    prepare: config.database.prepare,
-  });
+  const { db } = await openOperatorDb();
   const now = Date.now();
   let outcome: { row?: WebhookKeyRow; key?: string; email?: string; error?: string };
   try {

@@ -4,10 +4,8 @@
  * DATA_DIR when it is unset, migrating it first so a fresh data dir works.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, environment, loadConfig } from "../config.ts";
-import { openDb } from "../db/client.ts";
+import { openOperatorDb } from "../db/open.ts";
 import { migrateUp } from "../db/migrate.ts";
-import { pgliteDir } from "../db/paths.ts";
 import { createUser, DuplicateEmailError, InvalidEmailError } from "../db/users.ts";
 import { fail, print } from "../lib/cli.ts";
 import { PasswordPolicyError } from "../lib/password.ts";
@@ -36,19 +34,7 @@ async function main(args: string[]) {
   }
   if (!values.email || !values.password) fail(USAGE, 64);
 
-  let config;
-  try {
-    config = loadConfig(environment());
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message, 78);
-    throw error;
-  }
-  const db = await openDb({
-    url: config.database.url,
-    dataDir: config.database.url ? undefined : pgliteDir(config.dataDir),
-    poolSize: 1,
-    prepare: config.database.prepare,
-  });
+  const { db } = await openOperatorDb();
   let outcome: { user?: Awaited<ReturnType<typeof createUser>>; error?: string; code?: number };
   try {
     await migrateUp(db);
