@@ -121,3 +121,18 @@ for (const engine of ENGINES) {
     assert.deepEqual(row?.j, value);
   });
 }
+
+Deno.test("a second opener of the same embedded data dir is refused until the first closes", async () => {
+  const { openPglite } = await import("./pglite.ts");
+  const dir = await Deno.makeTempDir({ prefix: "trendedge-lock-" });
+  try {
+    const first = await openPglite({ dataDir: `${dir}/pglite` });
+    await assert.rejects(openPglite({ dataDir: `${dir}/pglite` }), /another trendedge process is using it/);
+    await first.close();
+    const second = await openPglite({ dataDir: `${dir}/pglite` });
+    assert.equal((await second.query<{ n: number }>("SELECT 1 AS n"))[0]?.n, 1);
+    await second.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -9,13 +9,18 @@ export interface PgliteDb extends Db {
 
 /** Opens the embedded engine: one connection, queries serialized, data under `dataDir`. */
 export async function openPglite(options: OpenDbOptions = {}): Promise<PgliteDb> {
-  if (options.dataDir) await Deno.mkdir(options.dataDir, { recursive: true });
-  const pg = await PGlite.create({
-    dataDir: options.dataDir,
-    loadDataDir: options.loadDataDir,
-    // int8 as number on both engines (postgres.js is configured the same way).
-    parsers: { [types.INT8]: (v: string) => Number(v) },
-  });
+  let lock: Deno.FsFile | undefined;
+  if (options.dataDir) {
+    await Deno.mkdir(options.dataDir, { recursive: true });
+    lock = await lockDataDir(options.dataDir);
+  }
+  let pg: PGlite;
+  try {
+    pg = await openEngine(options);
+  } catch (error) {
+    lock?.close();
+    throw error;
+  }
   let closed = false;
   return {
     engine: "pglite",
@@ -37,9 +42,37 @@ export async function openPglite(options: OpenDbOptions = {}): Promise<PgliteDb>
     async close() {
       if (closed) return;
       closed = true;
-      await pg.close();
+      try {
+        await pg.close();
+      } finally {
+        lock?.close(); // closing the file releases the lock
+      }
     },
   };
+}
+
+/**
+ * PGlite is one process's database: a second process on the same folder would corrupt it. An
+ * exclusive OS lock on `<dataDir>.lock` (released when the process exits, even by a crash)
+ * makes the second one fail loudly instead.
+ */
+async function lockDataDir(dataDir: string): Promise<Deno.FsFile> {
+  const file = await Deno.open(`${dataDir.replace(/\/+$/, "")}.lock`, { create: true, write: true });
+  if (await file.tryLock(true)) return file;
+  file.close();
+  throw new Error(
+    `Cannot open the embedded database at "${dataDir}": another trendedge process is using it ` +
+      "(stop it first, or set DATABASE_URL so that several processes share a PostgreSQL server)",
+  );
+}
+
+function openEngine(options: OpenDbOptions): Promise<PGlite> {
+  return PGlite.create({
+    dataDir: options.dataDir,
+    loadDataDir: options.loadDataDir,
+    // int8 as number on both engines (postgres.js is configured the same way).
+    parsers: { [types.INT8]: (v: string) => Number(v) },
+  });
 }
 
 function queryable(pg: PGlite | Transaction): Queryable {
