@@ -34,5 +34,9 @@ export async function openOperatorDb(): Promise<{ config: Config; db: Db }> {
     if (error instanceof ConfigError) fail(error.message, 78);
     throw error;
   }
-  return { config, db: await openDb({ ...databaseOptions(config), poolSize: 1 }) };
+  try {
+    return { config, db: await openDb({ ...databaseOptions(config), poolSize: 1 }) };
+  } catch (error) {
+    fail((error as Error).message, 1);
+  }
 }
