@@ -1,0 +1,202 @@
+/**
+ * A system under test, run in its own process so that the load client and the server do not
+ * share an event loop (the machines have 2 cores: one each).
+ *
+ *     deno run -A bench/_server.ts <floor|floor-insert|app> [--postgres] [--exit-on-stdin-eof]
+ *       [--remove-data-dir]
+ *
+ * Prints one JSON line `{"url": ..., "mode": ..., "pid": ...}` on stdout once it listens on
+ * 127.0.0.1 (random port), and exits 0 after a clean shutdown on SIGTERM or SIGINT (or when its
+ * standard input closes, with `--exit-on-stdin-eof`, so it dies with a parent that was killed;
+ * `--remove-data-dir` then removes BENCH_DATA_DIR too, which that parent no longer can).
+ *
+ * Modes:
+ * - `floor`: a bare `Deno.serve` answering `{"status":"ok"}` to anything — the HTTP floor.
+ * - `floor-insert`: the same, plus one INSERT per request over postgres.js into a table it
+ *   creates (and drops on exit) in `DATABASE_URL` — the hot-path floor DESIGN.md names.
+ * - `app`: the real runtime, `start()` from main.ts, in production mode with random secrets,
+ *   LOG_LEVEL=warning (at info the access log writes one JSON line per request and would be what
+ *   we measure), RATE_LIMIT_PER_MINUTE=1000000, DATA_DIR=`BENCH_DATA_DIR` (required), on PGlite
+ *   under it, or on `DATABASE_URL` with `--postgres`. Its log goes to stderr.
+ *
+ * The environment is read here rather than through config.ts because this is a harness, not
+ * the app: `app` mode still builds its configuration with `loadConfig()` from an explicit record.
+ */
+import postgres from "postgres";
+import { createLogger, serializeError } from "../lib/log.ts";
+
+/** The kinds of server this script runs. */
+export const SERVER_MODES = ["floor", "floor-insert", "app"] as const;
+/** A kind of server this script runs. */
+export type ServerMode = typeof SERVER_MODES[number];
+
+/** The PostgreSQL server benches use unless BENCH_DATABASE_URL or TEST_DATABASE_URL says otherwise. */
+export const DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test";
+
+const encoder = new TextEncoder();
+const OK_BODY = JSON.stringify({ status: "ok" });
+const JSON_HEADERS = { "content-type": "application/json" };
+
+interface Running {
+  url: string;
+  stop(): Promise<boolean>;
+}
+
+function writeStderr(line: string) {
+  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+}
+
+function listenOptions(onListen: (addr: Deno.NetAddr) => void): Deno.ServeTcpOptions {
+  return { hostname: "127.0.0.1", port: 0, onListen };
+}
+
+function urlOf(addr: Deno.NetAddr): string {
+  return `http://${addr.hostname}:${addr.port}`;
+}
+
+async function startFloor(): Promise<Running> {
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve(
+    listenOptions(listening.resolve),
+    () => new Response(OK_BODY, { headers: JSON_HEADERS }),
+  );
+  const url = urlOf(await listening.promise);
+  return {
+    url,
+    async stop() {
+      await server.shutdown();
+      return true;
+    },
+  };
+}
+
+async function startFloorInsert(databaseUrl: string): Promise<Running> {
+  const sql = postgres(databaseUrl, { max: 10, onnotice: () => {}, connect_timeout: 10 });
+  const table = `bench_floor_insert_${Deno.pid}`;
+  await sql.unsafe(
+    `CREATE TABLE IF NOT EXISTS ${table} (
+       id bigserial PRIMARY KEY,
+       received_at timestamptz NOT NULL DEFAULT now(),
+       body jsonb NOT NULL
+     )`,
+  );
+  const insert = `INSERT INTO ${table} (body) VALUES ($1::jsonb)`;
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve(listenOptions(listening.resolve), async (req) => {
+    const body = req.method === "POST" ? await req.text() : "{}";
+    try {
+      await sql.unsafe(insert, [body], { prepare: true });
+    } catch (error) {
+      return new Response(JSON.stringify({ error: String(error) }), {
+        status: 500,
+        headers: JSON_HEADERS,
+      });
+    }
+    return new Response(OK_BODY, { headers: JSON_HEADERS });
+  });
+  const url = urlOf(await listening.promise);
+  return {
+    url,
+    async stop() {
+      await server.shutdown();
+      await sql.unsafe(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+      await sql.end({ timeout: 5 });
+      return true;
+    },
+  };
+}
+
+function randomSecret(bytes: number): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))));
+}
+
+async function startApp(dataDir: string, databaseUrl: string | undefined): Promise<Running> {
+  // Imported here so that the floors do not load (or register anything from) the runtime.
+  const { loadConfig } = await import("../config.ts");
+  const { start } = await import("../main.ts");
+  const config = loadConfig({
+    APP_ENV: "production",
+    MIGRATE_ON_START: "true",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: "warning",
+    RATE_LIMIT_PER_MINUTE: "1000000",
+    SHUTDOWN_TIMEOUT_MS: "5000",
+    JWT_SECRET: randomSecret(48),
+    ENCRYPTION_KEY: randomSecret(32),
+    OPERATOR_API_KEY: randomSecret(24),
+  });
+  const log = createLogger("trendedge", { level: config.logLevel, sink: writeStderr });
+  const runtime = await start(config, { log });
+  return { url: runtime.url, stop: () => runtime.shutdown("bench server stopped") };
+}
+
+async function main(args: string[]): Promise<number> {
+  const mode = args.find((a) => !a.startsWith("--"));
+  if (!SERVER_MODES.includes(mode as ServerMode)) {
+    writeStderr(`Cannot start a bench server: mode must be one of ${SERVER_MODES.join(", ")}`);
+    return 64; // EX_USAGE
+  }
+  const databaseUrl = Deno.env.get("DATABASE_URL") ?? DEFAULT_DATABASE_URL;
+  let running: Running;
+  switch (mode as ServerMode) {
+    case "floor":
+      running = await startFloor();
+      break;
+    case "floor-insert":
+      running = await startFloorInsert(databaseUrl);
+      break;
+    case "app": {
+      const dataDir = Deno.env.get("BENCH_DATA_DIR");
+      if (!dataDir) {
+        writeStderr(`Cannot start the app bench server: "BENCH_DATA_DIR" must be set`);
+        return 64;
+      }
+      const app = await startApp(dataDir, args.includes("--postgres") ? databaseUrl : undefined);
+      running = !args.includes("--remove-data-dir") ? app : {
+        url: app.url,
+        async stop() {
+          const clean = await app.stop();
+          await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+          return clean;
+        },
+      };
+      break;
+    }
+  }
+
+  const stopped = Promise.withResolvers<boolean>();
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    running.stop().then(stopped.resolve, (error) => {
+      writeStderr(
+        JSON.stringify({ message: "Bench server stop failed", error: serializeError(error) }),
+      );
+      stopped.resolve(false);
+    });
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop);
+  if (args.includes("--exit-on-stdin-eof")) {
+    (async () => {
+      for await (const _ of Deno.stdin.readable) { /* ignore input; wait for EOF */ }
+      stop();
+    })();
+  }
+  Deno.stdout.writeSync(
+    encoder.encode(JSON.stringify({ url: running.url, mode, pid: Deno.pid }) + "\n"),
+  );
+  return (await stopped.promise) ? 0 : 1;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    writeStderr(JSON.stringify({ message: "Bench server failed", error: serializeError(error) }));
+    Deno.exit(1);
+  }
+}
