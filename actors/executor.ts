@@ -271,7 +271,15 @@ export function executorBehavior(
     }
     if (existing) {
       // Created before a crash or an ambiguous failure: the broker may have it already.
-      const atBroker = await lookup(state, existing.clientOrderId);
+      let atBroker: BrokerOrder | null;
+      try {
+        atBroker = await lookup(state, existing.clientOrderId);
+      } catch (error) {
+        if (!(error instanceof BrokerError)) throw error;
+        // Unknown is not absent: never submit blindly; the next attempt looks again.
+        await attemptFailed(state, existing, signal, msg.attempt ?? 1, maxAgeMs, error, ctx);
+        return;
+      }
       if (atBroker) {
         await apply(state, existing, atBroker, signal, ctx);
         return;
@@ -280,7 +288,7 @@ export function executorBehavior(
 
     const planned = await plan(state, signal, limits, now);
     if ("reject" in planned) {
-      await reject(state, signal, planned.reject, ctx);
+      await refuse(state, signal, existing, planned.reject, ctx);
       return;
     }
     const gate = state.breaker.tryAcquire();
@@ -293,7 +301,7 @@ export function executorBehavior(
         account_id: accountId,
         open_until: until,
       });
-      await reject(state, signal, reason, ctx);
+      await refuse(state, signal, existing, reason, ctx);
       return;
     }
     const order = existing ?? (await createOrder(db, {
@@ -386,42 +394,63 @@ export function executorBehavior(
       placed = await state.broker.placeOrder(request, AbortSignal.timeout(PLACE_TIMEOUT_MS));
     } catch (error) {
       if (!(error instanceof BrokerError)) throw error;
+      let failure = error;
       if (error.kind === "duplicate" || error.ambiguous) {
-        const found = await lookup(state, request.clientOrderId);
+        let found: BrokerOrder | null = null;
+        try {
+          found = await lookup(state, request.clientOrderId);
+        } catch (lookupError) {
+          if (!(lookupError instanceof BrokerError)) throw lookupError;
+          // Whether the order exists is unknown: the next attempt looks it up before any POST.
+          failure = lookupError;
+        }
         if (found) {
           await breakerResult(state, "success", ctx);
           await apply(state, order, found, signal, ctx);
           return;
         }
       }
-      await journal(db, {
-        userId: state.account.userId,
-        accountId,
-        signalId: signal.id,
-        orderId: order.id,
-        event: "order.failed",
-        data: { attempt, kind: error.kind, status: error.status ?? null, reason: error.reason },
-        at: new Date(clock.now()),
-      });
-      if (error.retryable || error.kind === "auth") await breakerResult(state, "failure", ctx);
-      else await breakerResult(state, "success", ctx); // the broker answered: it is up
-      if (error.retryable) {
-        await retryLater(state, order, signal, attempt, maxAgeMs, error, ctx);
-        return;
-      }
-      const status: SignalStatus = error.kind === "auth" ? "failed" : "rejected";
-      await closeUnplaced(
-        state,
-        order,
-        signal,
-        status,
-        `Broker refused the order: ${error.reason}`,
-        ctx,
-      );
+      await attemptFailed(state, order, signal, attempt, maxAgeMs, failure, ctx);
       return;
     }
     await breakerResult(state, "success", ctx);
     await apply(state, order, placed, signal, ctx);
+  }
+
+  /** A failed broker call for an order: journaled, counted by the breaker, retried or final. */
+  async function attemptFailed(
+    state: State,
+    order: OrderRow,
+    signal: SignalRow,
+    attempt: number,
+    maxAgeMs: number,
+    error: BrokerError,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    await journal(db, {
+      userId: state.account.userId,
+      accountId,
+      signalId: signal.id,
+      orderId: order.id,
+      event: "order.failed",
+      data: { attempt, kind: error.kind, status: error.status ?? null, reason: error.reason },
+      at: new Date(clock.now()),
+    });
+    if (error.retryable || error.kind === "auth") await breakerResult(state, "failure", ctx);
+    else await breakerResult(state, "success", ctx); // the broker answered: it is up
+    if (error.retryable) {
+      await retryLater(state, order, signal, attempt, maxAgeMs, error, ctx);
+      return;
+    }
+    const status: SignalStatus = error.kind === "auth" ? "failed" : "rejected";
+    await closeUnplaced(
+      state,
+      order,
+      signal,
+      status,
+      `Broker refused the order: ${error.reason}`,
+      ctx,
+    );
   }
 
   /** Schedules another attempt through the durable queue, unless that would pass the signal's max age. */
@@ -484,7 +513,7 @@ export function executorBehavior(
       side: order.side,
       status: "rejected",
       brokerStatus: "not_placed",
-      brokerOrderId: order.brokerOrderId ?? "",
+      brokerOrderId: order.brokerOrderId,
       filledQuantity: order.filledQuantity,
       averageFillPrice: order.averageFillPrice,
       reason,
@@ -494,6 +523,18 @@ export function executorBehavior(
     });
     publish(state, "signal.rejected", { signalId: signal.id, orderId: order.id, reason, status });
     ctx.log.warning("Signal not executed", { signal_id: signal.id, status, reason });
+  }
+
+  /** Rejects a signal, and closes the order row an earlier attempt wrote but never placed. */
+  async function refuse(
+    state: State,
+    signal: SignalRow,
+    existing: OrderRow | null,
+    reason: string,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    if (existing) await closeUnplaced(state, existing, signal, "rejected", reason, ctx);
+    else await reject(state, signal, reason, ctx);
   }
 
   async function reject(

@@ -238,7 +238,8 @@ export interface OrderUpdate {
   side: "buy" | "sell";
   status: OrderStatus;
   brokerStatus: string;
-  brokerOrderId: string;
+  /** Null when the broker never took the order (its id stays unset, like every unplaced order's). */
+  brokerOrderId: string | null;
   filledQuantity: string;
   averageFillPrice: string | null;
   reason: string | null;

@@ -1,0 +1,986 @@
+/**
+ * The executor end to end in-process: a real actor over a real test database, a real event bus,
+ * a real durable queue (Deno KV on a temp file) whose `executor.retry` handler tells the executor
+ * again, and either the paper broker or the real Alpaca adapter against the fake Alpaca.
+ */
+import assert from "node:assert/strict";
+import { createAlpacaBroker } from "../brokers/alpaca.ts";
+import type { Broker, BrokerOrder, OrderRequest } from "../brokers/broker.ts";
+import { PaperBroker, PaperSettingsSchema } from "../brokers/paper.ts";
+import { setAccountKillSwitch, setGlobalKillSwitch } from "../db/accounts.ts";
+import { memoryBreakerStore } from "../db/breaker_store.ts";
+import type { Db, DbEngine } from "../db/client.ts";
+import { createOrder } from "../db/executions.ts";
+import type { Delivery, Queue } from "../db/queue.ts";
+import { createKvQueue } from "../db/queue_kv.ts";
+import { acceptSignal, getSignal, type SignalRow } from "../db/signals.ts";
+import type { CircuitBreakerSnapshot } from "../lib/circuit_breaker.ts";
+import { type Clock, FakeClock, systemClock } from "../lib/clock.ts";
+import { EventBus, type PipelineEvent } from "../lib/events.ts";
+import { uuidv7 } from "../lib/ids.ts";
+import { type LogFields, memoryLogger } from "../lib/log.ts";
+import { validateSignal } from "../lib/signal.ts";
+import { createTestDb, ENGINES, type TestDb } from "../tests/_db.ts";
+import { insertTrader, type TraderFixture } from "../tests/_fixtures.ts";
+import { type FakeAlpaca, startFakeAlpaca } from "../tests/fakes/alpaca.ts";
+import { type Actor, createActor } from "./actor.ts";
+import {
+  executorBehavior,
+  type ExecutorCommand,
+  type ExecutorDeps,
+  type ExecutorStatus,
+  RETRY_MESSAGE,
+} from "./executor.ts";
+import type { RunningChild } from "./supervisor.ts";
+
+const ALPACA_KEY_ID = "test-key-id";
+const ALPACA_SECRET = "test-secret-key";
+const TERMINAL = new Set(["filled", "rejected", "failed", "canceled"]);
+
+interface HarnessOptions {
+  engine?: DbEngine;
+  clock?: Clock;
+  risk?: Record<string, unknown>;
+  /** Trade through the Alpaca adapter against this fake instead of the paper broker. */
+  alpaca?: FakeAlpaca;
+  /** Builds the paper broker (to inject faults); the plain PaperBroker by default. */
+  paperBroker?: (clock: Clock) => PaperBroker;
+  /** Wraps the broker the executor gets, e.g. to record calls. */
+  wrapBroker?: (broker: Broker) => Broker;
+  retryBackoffMs?: number[];
+  breaker?: ExecutorDeps["breaker"];
+  random?: () => number;
+  /** Retries the queue delivers wait for this before reaching the executor. */
+  retryGate?: Promise<unknown>;
+  /** Start the executor at once (default true); false leaves it to `start()`. */
+  run?: boolean;
+}
+
+/** One executor with everything around it; `await using` tears it all down. */
+interface Harness extends AsyncDisposable {
+  db: Db;
+  clock: Clock;
+  trader: TraderFixture;
+  accountId: string;
+  alias: string;
+  events: PipelineEvent[];
+  lines: LogFields[];
+  /** Retries the queue delivered, in order. */
+  retries: Delivery[];
+  /** Every breaker snapshot the executor saved, in order. */
+  breakerSaves: CircuitBreakerSnapshot[];
+  queue: Queue;
+  actor: Actor<ExecutorCommand>;
+  start(): Promise<void>;
+  /** Accepts a signal the way the webhook does; returns its id. */
+  accept(payload: Record<string, unknown>): Promise<string>;
+  execute(signalId: string, options?: { recovering?: boolean }): Promise<void>;
+  /** Waits until the signal is in a terminal state and returns it. */
+  finished(signalId: string, timeoutMs?: number): Promise<SignalRow>;
+  /** Accepts, executes and waits for the end of a signal and of the message that ran it. */
+  run(payload: Record<string, unknown>): Promise<SignalRow>;
+  /** Asks the executor its status; as the mailbox is FIFO, everything told before is done. */
+  status(): Promise<ExecutorStatus>;
+  journal(signalId: string): Promise<Array<{ event: string; data: Record<string, unknown> }>>;
+  orders(signalId: string): Promise<OrderDbRow[]>;
+}
+
+interface OrderDbRow {
+  id: string;
+  leg: string;
+  parentId: string | null;
+  clientOrderId: string;
+  brokerOrderId: string | null;
+  side: string;
+  quantity: string;
+  orderType: string;
+  status: string;
+  brokerStatus: string | null;
+  filledQuantity: string;
+  averageFillPrice: string | null;
+  limitPrice: string | null;
+  stopPrice: string | null;
+  reason: string | null;
+}
+
+/** Polls `probe` until it returns something truthy; fails with `what` after `timeoutMs`. */
+async function until<T>(
+  probe: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (performance.now() > deadline) assert.fail(`Timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const clock = options.clock ?? systemClock;
+  const { log, lines } = memoryLogger();
+  const cleanup: Array<() => PromiseLike<void> | void> = [];
+  let testDb: TestDb | undefined;
+  try {
+    testDb = await createTestDb(options.engine ?? "postgres");
+    const db = testDb.db;
+    cleanup.unshift(() => testDb![Symbol.asyncDispose]());
+    const trader = await insertTrader(db, { risk: options.risk ?? {} });
+    let accountId = trader.accountId;
+    let alias = "paper";
+    if (options.alpaca) {
+      accountId = uuidv7();
+      alias = "alpaca";
+      await db.query(
+        `INSERT INTO broker_accounts (id, user_id, alias, broker, risk)
+         VALUES ($1, $2, 'alpaca', 'alpaca', $3::text::jsonb)`,
+        [accountId, trader.userId, JSON.stringify(options.risk ?? {})],
+      );
+    }
+
+    const dir = await Deno.makeTempDir({ prefix: "trendedge-executor-" });
+    cleanup.unshift(() => Deno.remove(dir, { recursive: true }));
+    const kv = await Deno.openKv(`${dir}/kv.sqlite3`);
+    cleanup.unshift(() => kv.close());
+    const queue = createKvQueue(kv, { log: log.child("queue") });
+    cleanup.unshift(() => queue.close(2_000));
+
+    const events: PipelineEvent[] = [];
+    const bus = new EventBus(log.child("events"));
+    bus.subscribe((event) => events.push(event));
+
+    const store = memoryBreakerStore();
+    const breakerSaves: CircuitBreakerSnapshot[] = [];
+    const alpaca = options.alpaca;
+    const deps: ExecutorDeps = {
+      db,
+      bus,
+      queue,
+      clock,
+      breakers: {
+        load: (id) => store.load(id),
+        save: (id, snapshot) => {
+          breakerSaves.push(structuredClone(snapshot));
+          return store.save(id, snapshot);
+        },
+      },
+      createBroker: (account) => {
+        let broker: Broker;
+        if (alpaca) {
+          broker = createAlpacaBroker({
+            keyId: ALPACA_KEY_ID,
+            secretKey: ALPACA_SECRET,
+            paper: true,
+            baseUrl: alpaca.url,
+            timeoutMs: 500,
+            log: log.child("alpaca"),
+          });
+        } else {
+          broker = options.paperBroker?.(clock) ?? new PaperBroker({
+            settings: PaperSettingsSchema.parse(account.paper ?? {}),
+            clock,
+          });
+        }
+        return Promise.resolve(options.wrapBroker?.(broker) ?? broker);
+      },
+      retryBackoffMs: options.retryBackoffMs ?? [100],
+      pollIntervalMs: 60_000,
+      breaker: options.breaker,
+      random: options.random,
+    };
+    const actor = createActor(`executor:${accountId}`, executorBehavior(accountId, deps), {
+      log: log.child("executor"),
+      clock,
+    });
+
+    const retries: Delivery[] = [];
+    queue.handle(RETRY_MESSAGE, async (delivery) => {
+      await options.retryGate;
+      retries.push(delivery);
+      const { signalId, attempt } = delivery.payload as { signalId: string; attempt: number };
+      await actor.ref.tell({ type: "execute", signalId, recovering: true, attempt });
+    });
+    queue.start();
+
+    let running: RunningChild | undefined;
+    const status = () =>
+      actor.ref.ask<ExecutorStatus>((reply) => ({ type: "status", reply }), {
+        timeoutMs: 10_000,
+      });
+    const h: Harness = {
+      db,
+      clock,
+      trader,
+      accountId,
+      alias,
+      events,
+      lines,
+      retries,
+      breakerSaves,
+      queue,
+      actor,
+      async start() {
+        running = actor.run();
+        await status();
+      },
+      async accept(payload) {
+        const validation = validateSignal({ account: alias, ...payload });
+        if (!validation.ok) assert.fail(JSON.stringify(validation.problems));
+        const at = clock.now();
+        const id = uuidv7(at);
+        const result = await acceptSignal(
+          db,
+          {
+            id,
+            userId: trader.userId,
+            keyId: trader.keyId,
+            accountId,
+            source: "tradingview",
+            rawBody: JSON.stringify(payload),
+            receivedAt: new Date(at),
+          },
+          validation.signal,
+          {
+            dedupKey: `test:${id}`,
+            windowMs: 60_000,
+            symbol: validation.signal.ticker,
+          },
+        );
+        assert.equal(result.duplicate, false);
+        return result.signalId;
+      },
+      execute(signalId, { recovering = false } = {}) {
+        return actor.ref.tell({ type: "execute", signalId, recovering });
+      },
+      finished(signalId, timeoutMs = 5_000) {
+        return until(
+          async () => {
+            const row = await getSignal(db, signalId);
+            return row && TERMINAL.has(row.status) ? row : null;
+          },
+          `signal ${signalId} to finish`,
+          timeoutMs,
+        );
+      },
+      async run(payload) {
+        const id = await h.accept(payload);
+        await h.execute(id);
+        const signal = await h.finished(id);
+        await status(); // the rest of that message (bracket legs) is done too
+        return signal;
+      },
+      status,
+      journal(signalId) {
+        return db.query(
+          "SELECT event, data FROM journal WHERE signal_id = $1 ORDER BY id",
+          [signalId],
+        );
+      },
+      async orders(signalId) {
+        return [
+          ...await db.query<OrderDbRow & Record<string, unknown>>(
+            `SELECT id, leg, parent_id AS "parentId", client_order_id AS "clientOrderId",
+                  broker_order_id AS "brokerOrderId", side, quantity::text AS quantity,
+                  order_type AS "orderType", status, broker_status AS "brokerStatus",
+                  filled_quantity::text AS "filledQuantity",
+                  average_fill_price::text AS "averageFillPrice", limit_price::text AS "limitPrice",
+                  stop_price::text AS "stopPrice", reason
+           FROM orders WHERE signal_id = $1 ORDER BY created_at, id`,
+            [signalId],
+          ),
+        ];
+      },
+      async [Symbol.asyncDispose]() {
+        let crash: unknown;
+        if (running) {
+          const done = running.done.catch((error) => {
+            crash = error ?? "unknown";
+          });
+          await running.stop(5_000);
+          await done;
+        }
+        for (const step of cleanup) await step();
+        if (crash !== undefined) {
+          throw new Error(`The executor crashed: ${String(crash)}`, { cause: crash });
+        }
+      },
+    };
+    if (options.run ?? true) await h.start();
+    return h;
+  } catch (error) {
+    for (const step of cleanup) await Promise.resolve(step()).catch(() => {});
+    throw error;
+  }
+}
+
+function num(value: unknown): number {
+  return Number(value);
+}
+
+function eventsOf(h: Harness, type: string, signalId?: string): PipelineEvent[] {
+  return h.events.filter((e) => e.type === type && (!signalId || e.signalId === signalId));
+}
+
+function orderRequests(fake: FakeAlpaca): string[] {
+  return fake.requests
+    .filter((r) => r.path === "/v2/orders" || r.path === "/v2/orders:by_client_order_id")
+    .map((r) => `${r.method} ${r.path}`);
+}
+
+function postCount(fake: FakeAlpaca): number {
+  return fake.requests.filter((r) => r.method === "POST" && r.path === "/v2/orders").length;
+}
+
+// 1. The paper round trip, on both engines.
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: executor fills a paper market buy at the signal price, then closes it with realized P&L`, async () => {
+    await using h = await startHarness({ engine });
+
+    const buy = await h.run({ ticker: "AAPL", action: "buy", quantity: 2, price: 190 });
+    assert.equal(buy.status, "filled");
+    const [order, ...more] = await h.orders(buy.id);
+    assert.equal(more.length, 0);
+    assert.equal(order?.status, "filled");
+    assert.equal(order?.clientOrderId, buy.id);
+    assert.equal(order?.side, "buy");
+    assert.equal(num(order?.filledQuantity), 2);
+    assert.equal(num(order?.averageFillPrice), 190);
+    assert.ok(order?.brokerOrderId);
+
+    const fills = await h.db.query<{ quantity: string; price: string }>(
+      "SELECT quantity::text AS quantity, price::text AS price FROM fills WHERE order_id = $1",
+      [order!.id],
+    );
+    assert.deepEqual(fills.map((f) => [num(f.quantity), num(f.price)]), [[2, 190]]);
+    const position = async () =>
+      (await h.db.query<{ quantity: string; average_price: string; realized_pnl: string }>(
+        `SELECT quantity::text AS quantity, average_price::text AS average_price,
+                realized_pnl::text AS realized_pnl
+         FROM positions WHERE account_id = $1 AND symbol = 'AAPL'`,
+        [h.accountId],
+      ))[0];
+    assert.equal(num((await position())?.quantity), 2);
+    assert.equal(num((await position())?.average_price), 190);
+    const trades = () =>
+      h.db.query<Record<string, string | null>>(
+        `SELECT status, direction, quantity::text AS quantity, entry_price::text AS entry_price,
+                exit_price::text AS exit_price, realized_pnl::text AS realized_pnl,
+                entry_signal_id::text AS entry_signal_id, exit_signal_id::text AS exit_signal_id
+         FROM trades WHERE account_id = $1`,
+        [h.accountId],
+      );
+    const [open] = await trades();
+    assert.equal(open?.status, "open");
+    assert.equal(open?.direction, "long");
+    assert.equal(num(open?.quantity), 2);
+    assert.equal(num(open?.entry_price), 190);
+    assert.equal(open?.entry_signal_id, buy.id);
+
+    const journal = (await h.journal(buy.id)).map((j) => j.event);
+    assert.deepEqual(
+      journal.filter((e) => ["order.created", "order.filled", "signal.filled"].includes(e)),
+      ["order.created", "order.filled", "signal.filled"],
+    );
+    assert.equal(eventsOf(h, "trade.created", buy.id).length, 1);
+    assert.equal(eventsOf(h, "trade.updated", buy.id).length, 1);
+    assert.equal(eventsOf(h, "trade.updated", buy.id)[0]?.data.status, "filled");
+    assert.equal(eventsOf(h, "trade.closed").length, 0);
+
+    const close = await h.run({ ticker: "AAPL", action: "close", price: 195 });
+    assert.equal(close.status, "filled");
+    const [exit] = await h.orders(close.id);
+    assert.equal(exit?.side, "sell");
+    assert.equal(num(exit?.filledQuantity), 2);
+    assert.equal(num(exit?.averageFillPrice), 195);
+    assert.equal(num((await position())?.quantity), 0);
+    assert.equal(num((await position())?.realized_pnl), 10);
+    const [closed, ...others] = await trades();
+    assert.equal(others.length, 0);
+    assert.equal(closed?.status, "closed");
+    assert.equal(num(closed?.exit_price), 195);
+    assert.equal(num(closed?.realized_pnl), 10);
+    assert.equal(closed?.exit_signal_id, close.id);
+    const closedEvents = eventsOf(h, "trade.closed", close.id);
+    assert.equal(closedEvents.length, 1);
+    assert.equal(num(closedEvents[0]?.data.realizedPnl), 10);
+    assert.ok((await h.journal(close.id)).some((j) => j.event === "signal.filled"));
+  });
+}
+
+// 2. Every risk rule rejects, journaled and published, and places nothing.
+
+interface RiskCase {
+  name: string;
+  risk?: Record<string, unknown>;
+  clock?: FakeClock;
+  /** Runs before the signal under test is accepted (orders placed here are fine). */
+  before?: (h: Harness) => Promise<void>;
+  /** Runs after it is accepted, before it is executed. */
+  between?: (h: Harness) => Promise<void>;
+  signal: Record<string, unknown>;
+  reason: string;
+}
+
+const RISK_CASES: RiskCase[] = [
+  {
+    name: "the global kill switch",
+    before: (h) => setGlobalKillSwitch(h.db, true, h.trader.userId),
+    signal: { ticker: "AAPL", action: "buy", quantity: 1, price: 190 },
+    reason: "Trading is halted for all accounts by the global kill switch",
+  },
+  {
+    name: "the account kill switch",
+    before: async (h) => {
+      assert.ok(await setAccountKillSwitch(h.db, h.trader.userId, h.alias, true));
+    },
+    signal: { ticker: "AAPL", action: "buy", quantity: 1, price: 190 },
+    reason: "Trading is halted for this account by its kill switch",
+  },
+  {
+    name: "the maximum signal age",
+    risk: { max_signal_age_seconds: 30 },
+    clock: new FakeClock(),
+    between: async (h) => await (h.clock as FakeClock).advance(31_000),
+    signal: { ticker: "AAPL", action: "buy", quantity: 1, price: 190 },
+    reason: "Signal is 31 s old; the maximum age is 30 s",
+  },
+  {
+    name: "allowed_symbols",
+    risk: { allowed_symbols: ["MSFT", "NVDA"] },
+    signal: { ticker: "AAPL", action: "buy", quantity: 1, price: 190 },
+    reason: 'Symbol "AAPL" is not among the allowed symbols (MSFT, NVDA)',
+  },
+  {
+    name: "max_order_quantity",
+    risk: { max_order_quantity: 10 },
+    signal: { ticker: "AAPL", action: "buy", quantity: 11, price: 190 },
+    reason: "Quantity 11 exceeds the maximum order quantity of 10",
+  },
+  {
+    name: "max_position",
+    risk: { max_position: 3 },
+    before: async (h) => {
+      const first = await h.run({ ticker: "AAPL", action: "buy", quantity: 2, price: 190 });
+      assert.equal(first.status, "filled");
+    },
+    signal: { ticker: "AAPL", action: "buy", quantity: 2, price: 190 },
+    reason: "Position would become 4, beyond the maximum position of 3",
+  },
+  {
+    name: "max_daily_loss",
+    risk: { max_daily_loss: 5 },
+    before: async (h) => {
+      // Buy high, sell low: 10 lost today.
+      assert.equal(
+        (await h.run({ ticker: "AAPL", action: "buy", quantity: 1, price: 100 })).status,
+        "filled",
+      );
+      assert.equal((await h.run({ ticker: "AAPL", action: "close", price: 90 })).status, "filled");
+    },
+    signal: { ticker: "AAPL", action: "buy", quantity: 1, price: 90 },
+    reason:
+      "Daily loss of 10.00 reached the limit of 5.00; only orders that reduce a position are allowed",
+  },
+  {
+    name: "a close without a position",
+    signal: { ticker: "AAPL", action: "close", price: 190 },
+    reason: "Cannot close AAPL: there is no open position",
+  },
+];
+
+for (const c of RISK_CASES) {
+  Deno.test(`executor rejects a signal by ${c.name}, journaled and published, placing nothing`, async () => {
+    await using h = await startHarness({ risk: c.risk, clock: c.clock });
+    await c.before?.(h);
+    const ordersBefore = await h.db.query("SELECT id FROM orders");
+    const id = await h.accept(c.signal);
+    await c.between?.(h);
+    await h.execute(id);
+    const signal = await h.finished(id);
+
+    assert.equal(signal.status, "rejected");
+    const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
+      id,
+    ]);
+    assert.equal(row?.reason, c.reason);
+    const rejected = (await h.journal(id)).filter((j) => j.event === "signal.rejected");
+    assert.deepEqual(rejected.map((j) => j.data.reason), [c.reason]);
+    const published = eventsOf(h, "signal.rejected", id);
+    assert.deepEqual(published.map((e) => e.data.reason), [c.reason]);
+    assert.deepEqual(await h.orders(id), []);
+    assert.equal((await h.db.query("SELECT id FROM orders")).length, ordersBefore.length);
+    assert.equal(eventsOf(h, "trade.created", id).length, 0);
+  });
+}
+
+// 3. A paper bracket: two legs rest, one cancels the other.
+
+Deno.test("executor rests a paper bracket's two legs; a price past take profit fills it and cancels the stop (OCO)", async () => {
+  const clock = new FakeClock();
+  await using h = await startHarness({ clock });
+  const entry = await h.run({
+    ticker: "AAPL",
+    action: "buy",
+    quantity: 3,
+    price: 100,
+    take_profit: 110,
+    stop_loss: 95,
+  });
+  assert.equal(entry.status, "filled");
+  const rows = await h.orders(entry.id);
+  const byLeg = (rows: OrderDbRow[], leg: string) => rows.find((r) => r.leg === leg);
+  const parent = byLeg(rows, "entry");
+  assert.equal(parent?.status, "filled");
+  assert.equal(num(parent?.averageFillPrice), 100);
+  const tp = byLeg(rows, "take_profit");
+  const sl = byLeg(rows, "stop_loss");
+  assert.equal(rows.length, 3);
+  for (const leg of [tp, sl]) {
+    assert.equal(leg?.status, "pending");
+    assert.equal(leg?.parentId, parent?.id);
+    assert.equal(leg?.side, "sell");
+    assert.equal(num(leg?.quantity), 3);
+  }
+  assert.equal(tp?.orderType, "limit");
+  assert.equal(num(tp?.limitPrice), 110);
+  assert.equal(sl?.orderType, "stop");
+  assert.equal(num(sl?.stopPrice), 95);
+  assert.equal((await h.status()).openOrders, 2);
+
+  // Below take profit and above the stop: nothing moves.
+  await h.actor.ref.tell({ type: "price", symbol: "AAPL", price: "105", at: clock.now() });
+  await h.status();
+  const still = await h.orders(entry.id);
+  assert.deepEqual(
+    ["entry", "take_profit", "stop_loss"].map((leg) => byLeg(still, leg)?.status),
+    ["filled", "pending", "pending"],
+  );
+
+  await clock.advance(60_000);
+  await h.actor.ref.tell({ type: "price", symbol: "AAPL", price: "112", at: clock.now() });
+  assert.equal((await h.status()).openOrders, 0);
+  const after = await h.orders(entry.id);
+  const tpAfter = byLeg(after, "take_profit");
+  const slAfter = byLeg(after, "stop_loss");
+  assert.equal(tpAfter?.status, "filled");
+  assert.equal(num(tpAfter?.averageFillPrice), 112); // a limit sell fills at the better price
+  assert.equal(slAfter?.status, "canceled");
+  assert.match(slAfter?.reason ?? "", /other leg of the bracket filled/);
+
+  const [position] = await h.db.query<{ quantity: string; realized_pnl: string }>(
+    "SELECT quantity::text AS quantity, realized_pnl::text AS realized_pnl FROM positions WHERE account_id = $1",
+    [h.accountId],
+  );
+  assert.equal(num(position?.quantity), 0);
+  assert.equal(num(position?.realized_pnl), 36);
+  const [trade] = await h.db.query<Record<string, string>>(
+    "SELECT status, exit_price::text AS exit_price, realized_pnl::text AS realized_pnl, stop_loss::text AS stop_loss FROM trades WHERE account_id = $1",
+    [h.accountId],
+  );
+  assert.equal(trade?.status, "closed");
+  assert.equal(num(trade?.exit_price), 112);
+  assert.equal(num(trade?.realized_pnl), 36);
+  assert.equal(num(trade?.stop_loss), 95);
+  const closed = eventsOf(h, "trade.closed");
+  assert.equal(closed.length, 1);
+  assert.equal(closed[0]?.data.leg, "take_profit");
+  assert.equal(num(closed[0]?.data.realizedPnl), 36);
+  const fills = await h.db.query("SELECT id FROM fills WHERE account_id = $1", [h.accountId]);
+  assert.equal(fills.length, 2);
+});
+
+// 4. Alpaca, exactly once.
+
+Deno.test("executor records an Alpaca order whose POST answer was lost by looking it up, never posting twice", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  await using h = await startHarness({ alpaca: fake });
+  fake.faults.add({ method: "POST", path: "/v2/orders", kind: "drop_after_record" });
+
+  const signal = await h.run({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  assert.equal(signal.status, "filled");
+  assert.deepEqual(orderRequests(fake), [
+    "POST /v2/orders",
+    "GET /v2/orders:by_client_order_id",
+  ]);
+  const lookup = fake.requests.find((r) => r.path === "/v2/orders:by_client_order_id");
+  assert.equal(new URLSearchParams(lookup?.query).get("client_order_id"), signal.id);
+  assert.equal(fake.orders.size, 1);
+  const atBroker = fake.orders.get(signal.id);
+  assert.ok(atBroker);
+  const rows = await h.db.query<{ id: string }>("SELECT id FROM orders");
+  assert.equal(rows.length, 1);
+  const [order] = await h.orders(signal.id);
+  assert.equal(order?.status, "filled");
+  assert.equal(order?.brokerOrderId, atBroker.id);
+  assert.equal(num(order?.averageFillPrice), 190);
+  assert.equal(h.retries.length, 0);
+  assert.ok(!(await h.journal(signal.id)).some((j) => j.event === "order.failed"));
+  assert.deepEqual(h.breakerSaves.at(-1)?.failures, []);
+});
+
+Deno.test("executor retries an Alpaca 500 through the queue: a failure for the breaker, then look-up and one POST", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  await using h = await startHarness({ alpaca: fake, retryBackoffMs: [100] });
+  fake.faults.add({ method: "POST", path: "/v2/orders", kind: "status", status: 500 });
+
+  const signal = await h.run({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  assert.equal(signal.status, "filled");
+  assert.deepEqual(orderRequests(fake), [
+    "POST /v2/orders", // 500
+    "GET /v2/orders:by_client_order_id", // 404: the POST did not go through
+    "GET /v2/orders:by_client_order_id", // the retry looks first
+    "POST /v2/orders", // then posts once
+  ]);
+  assert.equal(h.retries.length, 1);
+  assert.deepEqual(h.retries[0]?.payload, {
+    signalId: signal.id,
+    accountId: h.accountId,
+    attempt: 2,
+  });
+  const failed = (await h.journal(signal.id)).filter((j) => j.event === "order.failed");
+  assert.equal(failed.length, 1);
+  assert.equal(failed[0]?.data.attempt, 1);
+  assert.equal(failed[0]?.data.kind, "unavailable");
+  assert.equal(failed[0]?.data.status, 500);
+  // The breaker counted one failure, then the success cleared it.
+  assert.equal(h.breakerSaves[0]?.failures.length, 1);
+  assert.equal(h.breakerSaves[0]?.openUntil, null);
+  assert.deepEqual(h.breakerSaves.at(-1), { failures: [], openUntil: null });
+  const rows = await h.orders(signal.id);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.status, "filled");
+  assert.equal(rows[0]?.brokerOrderId, fake.orders.get(signal.id)?.id);
+  assert.equal(fake.orders.size, 1);
+});
+
+Deno.test("executor never posts blindly while the broker cannot say whether it has the order, and posts once when it can", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  await using h = await startHarness({ alpaca: fake, retryBackoffMs: [100] });
+  // An outage: the POST, its look-up and the next attempt's look-up all fail.
+  fake.faults.add({ kind: "status", status: 503, times: 3 });
+
+  const signal = await h.run({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  assert.equal(signal.status, "filled");
+  assert.deepEqual(orderRequests(fake), [
+    "POST /v2/orders", // 503: ambiguous
+    "GET /v2/orders:by_client_order_id", // 503: unknown is not absent
+    "GET /v2/orders:by_client_order_id", // attempt 2: 503 again, no POST
+    "GET /v2/orders:by_client_order_id", // attempt 3: 404
+    "POST /v2/orders", // posted once more, now that it is known to be absent
+  ]);
+  assert.deepEqual(h.retries.map((r) => (r.payload as { attempt: number }).attempt), [2, 3]);
+  assert.equal(h.lines.filter((l) => l.message === "Signal execution failed").length, 0);
+  const failed = (await h.journal(signal.id)).filter((j) => j.event === "order.failed");
+  assert.deepEqual(failed.map((j) => j.data.attempt), [1, 2]);
+  assert.equal(h.breakerSaves.filter((s) => s.failures.length > 0).length, 2);
+  const rows = await h.orders(signal.id);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.status, "filled");
+  assert.equal(fake.orders.size, 1);
+});
+
+Deno.test("executor rejects a retry that arrives while the breaker is open and closes its unplaced order", async () => {
+  const clock = new FakeClock();
+  const gate = Promise.withResolvers<void>();
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" }, now: () => clock.now() });
+  await using h = await startHarness({
+    alpaca: fake,
+    clock,
+    retryBackoffMs: [50],
+    retryGate: gate.promise,
+  });
+  fake.faults.add({ method: "POST", path: "/v2/orders", kind: "status", status: 500, times: 3 });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    ids.push(await h.accept({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 }));
+    await h.execute(ids[i]!);
+  }
+  assert.equal((await h.status()).breaker, "open");
+  assert.equal(postCount(fake), 3);
+
+  gate.resolve(); // the three retries arrive while the breaker is open
+  for (const id of ids) {
+    const signal = await h.finished(id);
+    assert.equal(signal.status, "rejected");
+    const [row] = await h.db.query<{ reason: string }>(
+      "SELECT reason FROM signals WHERE id = $1",
+      [id],
+    );
+    assert.match(
+      row?.reason ?? "",
+      /^Cannot place order: the circuit breaker for "alpaca" is open until /,
+    );
+    const [order] = await h.orders(id);
+    assert.equal(order?.status, "rejected");
+    assert.equal(order?.brokerStatus, "not_placed");
+    assert.equal(order?.reason, row?.reason);
+  }
+  await h.status();
+  assert.equal(postCount(fake), 3);
+  assert.equal(h.retries.length, 3);
+  const open = await h.db.query("SELECT id FROM orders WHERE status = 'new'");
+  assert.equal(open.length, 0);
+  assert.equal((await h.status()).openOrders, 0);
+});
+
+// 5. The circuit breaker, on a fake clock with the default timings.
+
+Deno.test("executor opens the breaker after 3 failures in 5 minutes, rejects while open, and closes after a probe", async () => {
+  const clock = new FakeClock();
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" }, now: () => clock.now() });
+  await using h = await startHarness({
+    alpaca: fake,
+    clock,
+    // Beyond the default 60 s max age: a failed signal gives up at once, no retry follows.
+    retryBackoffMs: [600_000],
+  });
+  fake.faults.add({ method: "POST", path: "/v2/orders", kind: "status", status: 500, times: 3 });
+  const buy = { ticker: "AAPL", action: "buy", quantity: 1, price: 190 };
+
+  let openedAt = 0;
+  for (let i = 0; i < 3; i++) {
+    if (i > 0) await clock.advance(90_000); // 3 failures spread over 3 minutes
+    const failed = await h.run(buy);
+    assert.equal(failed.status, "failed");
+    const [row] = await h.db.query<{ reason: string }>(
+      "SELECT reason FROM signals WHERE id = $1",
+      [failed.id],
+    );
+    assert.match(row?.reason ?? "", /^Gave up after 1 attempt\(s\): /);
+    const [order] = await h.orders(failed.id);
+    assert.equal(order?.status, "rejected");
+    openedAt = clock.now();
+    assert.equal((await h.status()).breaker, i < 2 ? "closed" : "open");
+  }
+  assert.equal(h.retries.length, 0);
+  assert.equal(postCount(fake), 3);
+  const opened = await h.db.query<{ event: string; signal_id: string | null }>(
+    "SELECT event, signal_id FROM journal WHERE account_id = $1 AND event LIKE 'breaker.%' ORDER BY id",
+    [h.accountId],
+  );
+  assert.deepEqual([...opened], [{ event: "breaker.opened", signal_id: null }]);
+  assert.equal(eventsOf(h, "breaker.opened").length, 1);
+  const loud = h.lines.filter((l) =>
+    l.message === "Circuit breaker opened: broker calls keep failing"
+  );
+  assert.equal(loud.length, 1);
+  assert.equal(loud[0]?.level, "ERROR");
+
+  // While open: rejected with the breaker and its reopen time; the broker never sees it.
+  await clock.advance(60_000);
+  const refused = await h.run(buy);
+  assert.equal(refused.status, "rejected");
+  const reopensAt = new Date(openedAt + 600_000).toISOString();
+  const [refusedRow] = await h.db.query<{ reason: string }>(
+    "SELECT reason FROM signals WHERE id = $1",
+    [refused.id],
+  );
+  assert.equal(
+    refusedRow?.reason,
+    `Cannot place order: the circuit breaker for "alpaca" is open until ${reopensAt}`,
+  );
+  assert.equal(postCount(fake), 3);
+  assert.ok(!fake.orders.has(refused.id));
+  assert.deepEqual(await h.orders(refused.id), []);
+  assert.deepEqual(eventsOf(h, "signal.rejected", refused.id).map((e) => e.data.reason), [
+    refusedRow?.reason,
+  ]);
+
+  // After the cooldown the next signal is the probe; it succeeds and closes the breaker.
+  await clock.advance(600_000);
+  assert.equal((await h.status()).breaker, "half_open");
+  const probe = await h.run(buy);
+  assert.equal(probe.status, "filled");
+  assert.equal(postCount(fake), 4);
+  assert.equal((await h.status()).breaker, "closed");
+  const transitions = await h.db.query<{ event: string }>(
+    "SELECT event FROM journal WHERE account_id = $1 AND event LIKE 'breaker.%' ORDER BY id",
+    [h.accountId],
+  );
+  assert.deepEqual(transitions.map((t) => t.event), ["breaker.opened", "breaker.closed"]);
+  assert.equal(eventsOf(h, "breaker.closed").length, 1);
+  assert.ok(h.lines.some((l) => l.message === "Circuit breaker closed: the broker answers again"));
+  assert.equal(h.retries.length, 0);
+});
+
+// 6. Retries stop at the signal's maximum age.
+
+Deno.test("executor gives up retrying before a signal's maximum age and fails it; no POST after the deadline", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  const posts: number[] = [];
+  await using h = await startHarness({
+    alpaca: fake,
+    risk: { max_signal_age_seconds: 2 },
+    // 0 s, 0.4 s, 0.8 s; the next would wait 5 s, past the 2 s maximum age.
+    retryBackoffMs: [400, 400, 5_000],
+    random: () => 0.5, // no jitter
+    breaker: { failureThreshold: 50 }, // this test is about the deadline, not the breaker
+    wrapBroker: (broker) => ({
+      ...broker,
+      kind: broker.kind,
+      placeOrder(request: OrderRequest, signal?: AbortSignal): Promise<BrokerOrder> {
+        posts.push(Date.now());
+        return broker.placeOrder(request, signal);
+      },
+    }),
+  });
+  fake.faults.add({ method: "POST", path: "/v2/orders", kind: "status", status: 503, times: 20 });
+
+  const id = await h.accept({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  const received = (await getSignal(h.db, id))!.receivedAt.getTime();
+  await h.execute(id);
+  const signal = await h.finished(id);
+  assert.equal(signal.status, "failed");
+  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
+    id,
+  ]);
+  assert.match(
+    row?.reason ?? "",
+    /^Gave up after 3 attempt\(s\): .+; another attempt would pass the signal's maximum age of 2 s$/,
+  );
+  assert.deepEqual(h.retries.map((r) => (r.payload as { attempt: number }).attempt), [2, 3]);
+  const [order] = await h.orders(id);
+  assert.equal(order?.status, "rejected");
+  assert.equal(order?.brokerStatus, "not_placed");
+  assert.equal(
+    (await h.journal(id)).filter((j) => j.event === "order.failed").length,
+    3,
+  );
+  // Nothing is left to deliver, so nothing can post later.
+  await until(async () => (await h.queue.depth()).pending === 0, "the queue to drain");
+  assert.equal(posts.length, 3);
+  assert.equal(postCount(fake), 3);
+  for (const at of posts) assert.ok(at <= received + 2_000, "a POST after the deadline");
+  assert.equal(fake.orders.size, 0);
+});
+
+// 7. Recovery after a crash between writing the order and hearing from the broker.
+
+async function crashAfterCreateOrder(h: Harness, signalId: string) {
+  const now = new Date(h.clock.now());
+  await h.db.query("UPDATE signals SET status = 'executing', dispatched_at = $2 WHERE id = $1", [
+    signalId,
+    now,
+  ]);
+  const { created } = await createOrder(h.db, {
+    id: uuidv7(),
+    userId: h.trader.userId,
+    accountId: h.accountId,
+    signalId,
+    parentId: null,
+    leg: "entry",
+    clientOrderId: signalId,
+    symbol: "AAPL",
+    side: "buy",
+    quantity: "1",
+    orderType: "market",
+    timeInForce: "day",
+    limitPrice: null,
+    stopPrice: null,
+  }, now);
+  assert.ok(created);
+}
+
+Deno.test("executor recovering an order the broker already holds records it from the look-up, without a POST", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  await using h = await startHarness({ alpaca: fake });
+  const id = await h.accept({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  await crashAfterCreateOrder(h, id);
+  // The POST reached Alpaca before the crash.
+  const { log } = memoryLogger();
+  const placedBefore = await createAlpacaBroker({
+    keyId: ALPACA_KEY_ID,
+    secretKey: ALPACA_SECRET,
+    paper: true,
+    baseUrl: fake.url,
+    timeoutMs: 2_000,
+    log,
+  }).placeOrder({
+    clientOrderId: id,
+    symbol: "AAPL",
+    side: "buy",
+    quantity: "1",
+    type: "market",
+    timeInForce: "day",
+  });
+  const seen = fake.requests.length;
+
+  await h.execute(id, { recovering: true });
+  const signal = await h.finished(id);
+  assert.equal(signal.status, "filled");
+  assert.deepEqual(orderRequests({ ...fake, requests: fake.requests.slice(seen) }), [
+    "GET /v2/orders:by_client_order_id",
+  ]);
+  assert.equal(postCount(fake), 1);
+  const rows = await h.orders(id);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.status, "filled");
+  assert.equal(rows[0]?.brokerOrderId, placedBefore.id);
+  assert.equal(num(rows[0]?.averageFillPrice), 190);
+  const fills = await h.db.query("SELECT id FROM fills WHERE order_id = $1", [rows[0]!.id]);
+  assert.equal(fills.length, 1);
+  assert.equal(eventsOf(h, "trade.created", id).length, 1);
+});
+
+Deno.test("executor restarting after a crash posts an order the broker never received exactly once", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  await using h = await startHarness({ alpaca: fake, run: false });
+  const id = await h.accept({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  await crashAfterCreateOrder(h, id);
+
+  // The restarted executor finds the unfinished signal by itself (init recovery).
+  await h.start();
+  const signal = await h.finished(id);
+  assert.equal(signal.status, "filled");
+  assert.deepEqual(orderRequests(fake), ["GET /v2/orders:by_client_order_id", "POST /v2/orders"]);
+  // Told again (say ingest recovered it too): already done, the broker hears nothing.
+  await h.execute(id, { recovering: true });
+  await h.status();
+  assert.equal(postCount(fake), 1);
+  const rows = await h.orders(id);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.status, "filled");
+  assert.equal(rows[0]?.brokerOrderId, fake.orders.get(id)?.id);
+});
+
+// 8. A poison signal fails alone.
+
+class ExplodingPaperBroker extends PaperBroker {
+  override placeOrder(request: OrderRequest): Promise<BrokerOrder> {
+    if (request.symbol === "BOOM") {
+      return Promise.reject(new TypeError("Cannot read properties of undefined (reading 'x')"));
+    }
+    return super.placeOrder(request);
+  }
+}
+
+Deno.test("executor fails only the signal that hit an unexpected error and goes on with the next", async () => {
+  await using h = await startHarness({
+    paperBroker: (clock) =>
+      new ExplodingPaperBroker({ settings: PaperSettingsSchema.parse({}), clock }),
+  });
+  const poison = await h.accept({ ticker: "BOOM", action: "buy", quantity: 1, price: 5 });
+  const next = await h.accept({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  await h.execute(poison);
+  await h.execute(next);
+
+  const failed = await h.finished(poison);
+  assert.equal(failed.status, "failed");
+  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
+    poison,
+  ]);
+  assert.equal(row?.reason, "Cannot execute the signal: internal error (logged for the operator)");
+  const logged = h.lines.find((l) => l.message === "Signal execution failed");
+  assert.equal(logged?.level, "ERROR");
+  assert.equal(logged?.signal_id, poison);
+  assert.match(JSON.stringify(logged?.error), /TypeError/);
+  assert.deepEqual(eventsOf(h, "signal.rejected", poison).map((e) => e.data.status), ["failed"]);
+
+  const filled = await h.finished(next);
+  assert.equal(filled.status, "filled");
+  assert.equal(h.actor.status, "running");
+  assert.equal((await h.status()).openOrders, 0);
+});
