@@ -17,7 +17,8 @@
  * - `app`: the real runtime, `start()` from main.ts, in production mode with random secrets,
  *   LOG_LEVEL=warning (at info the access log writes one JSON line per request and would be what
  *   we measure), RATE_LIMIT_PER_MINUTE=1000000, DATA_DIR=`BENCH_DATA_DIR` (required), on PGlite
- *   under it, or on `DATABASE_URL` with `--postgres`. Its log goes to stderr.
+ *   under it, or on `DATABASE_URL` with `--postgres`. Its log goes to stderr. BENCH_APP_CONFIG, a
+ *   JSON object of strings, is laid over these settings (e.g. WEBHOOK_RATE_LIMIT_PER_MINUTE).
  *
  * The environment is read here rather than through config.ts because this is a harness, not
  * the app: `app` mode still builds its configuration with `loadConfig()` from an explicit record.
@@ -110,6 +111,22 @@ function randomSecret(bytes: number): string {
   return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))));
 }
 
+/** The settings BENCH_APP_CONFIG lays over the app's (a JSON object of strings). */
+function appConfigOverrides(): Record<string, string> {
+  const text = Deno.env.get("BENCH_APP_CONFIG");
+  if (!text) return {};
+  const parsed: unknown = JSON.parse(text);
+  if (
+    typeof parsed !== "object" || parsed === null || Array.isArray(parsed) ||
+    !Object.values(parsed).every((v) => typeof v === "string")
+  ) {
+    throw new Error(
+      'Cannot start the app bench server: "BENCH_APP_CONFIG" must be a JSON object of strings',
+    );
+  }
+  return parsed as Record<string, string>;
+}
+
 async function startApp(dataDir: string, databaseUrl: string | undefined): Promise<Running> {
   // Imported here so that the floors do not load (or register anything from) the runtime.
   const { loadConfig } = await import("../config.ts");
@@ -127,6 +144,7 @@ async function startApp(dataDir: string, databaseUrl: string | undefined): Promi
     JWT_SECRET: randomSecret(48),
     ENCRYPTION_KEY: randomSecret(32),
     OPERATOR_API_KEY: randomSecret(24),
+    ...appConfigOverrides(),
   });
   const log = createLogger("trendedge", { level: config.logLevel, sink: writeStderr });
   const runtime = await start(config, { log });

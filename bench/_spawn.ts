@@ -20,6 +20,11 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
   /** How long SIGTERM may take before SIGKILL. Default 10000. */
   stopTimeoutMs?: number;
+  /**
+   * `app` mode only: configuration variables laid over the bench server's defaults (e.g.
+   * `WEBHOOK_RATE_LIMIT_PER_MINUTE`); passed to it as BENCH_APP_CONFIG.
+   */
+  appConfig?: Record<string, string>;
 }
 
 /** A running bench server. */
@@ -28,6 +33,8 @@ export interface BenchServer extends AsyncDisposable {
   /** "pglite" or "postgres" when the server has a database. */
   database?: "pglite" | "postgres";
   url: string;
+  /** The throwaway PostgreSQL database the server uses (to seed or inspect it), if any. */
+  databaseUrl?: string;
   pid: number;
   /** CPU seconds (user + system, every thread) the server process has used; NaN off Linux. */
   cpuSeconds(): number;
@@ -102,6 +109,7 @@ export async function spawnServer(
   const env: Record<string, string> = { NO_COLOR: "1" };
   const args = ["run", "--allow-all", SERVER_SCRIPT.pathname, mode, "--exit-on-stdin-eof"];
   const usesPostgres = mode === "floor-insert" || (mode === "app" && options.postgres === true);
+  if (mode === "app" && options.appConfig) env.BENCH_APP_CONFIG = JSON.stringify(options.appConfig);
   try {
     if (mode === "app") {
       const dataDir = await Deno.makeTempDir({ prefix: "trendedge-bench-" });
@@ -174,6 +182,7 @@ export async function spawnServer(
     mode,
     database: mode === "floor" ? undefined : usesPostgres ? "postgres" : "pglite",
     url: "",
+    databaseUrl: env.DATABASE_URL,
     pid: child.pid,
     cpuSeconds: () => processCpuSeconds(child.pid),
     get exited() {

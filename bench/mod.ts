@@ -1,5 +1,6 @@
 /**
- * `deno task bench`: runs every bench in order and prints what it measured. Each bench module
+ * `deno task bench [name...]`: runs every bench in order (or only the named ones, e.g.
+ * `deno task bench pipeline`) and prints what it measured. Each bench module
  * exports `bench()`, writes its own tables, and can also run alone
  * (`deno run -A bench/http_stack.ts`). Servers under test run in child processes, which are
  * stopped (and their temp folders and databases removed) on failure and on Ctrl-C too.
@@ -15,6 +16,7 @@ import { stopAllServers } from "./_spawn.ts";
 /** The benches, in the order they run. */
 const BENCHES: ReadonlyArray<{ name: string; load: () => Promise<{ bench(): Promise<void> }> }> = [
   { name: "http_stack", load: () => import("./http_stack.ts") },
+  { name: "pipeline", load: () => import("./pipeline.ts") },
 ];
 
 /** Cores the rest of the machine may keep busy before the benches start. */
@@ -46,7 +48,17 @@ function cpuModel(): string {
   }
 }
 
-async function main(): Promise<number> {
+async function main(names: string[]): Promise<number> {
+  const unknown = names.filter((n) => !BENCHES.some((b) => b.name === n));
+  if (unknown.length > 0) {
+    writeLine(
+      `Cannot run benches ${unknown.map((n) => `"${n}"`).join(", ")}: the benches are ${
+        BENCHES.map((b) => b.name).join(", ")
+      }`,
+    );
+    return 64; // EX_USAGE
+  }
+  const selected = names.length === 0 ? BENCHES : BENCHES.filter((b) => names.includes(b.name));
   const started = performance.now();
   const quiet = await waitForQuiet();
   const load = Deno.loadavg().map((v) => v.toFixed(2)).join(" ");
@@ -64,7 +76,7 @@ async function main(): Promise<number> {
   writeLine();
 
   let failed = 0;
-  for (const { name, load } of BENCHES) {
+  for (const { name, load } of selected) {
     const t = performance.now();
     writeLine(`== ${name} ==`);
     try {
@@ -79,7 +91,7 @@ async function main(): Promise<number> {
     writeLine();
   }
   writeLine(
-    `${BENCHES.length - failed}/${BENCHES.length} benches ran in ${
+    `${selected.length - failed}/${selected.length} benches ran in ${
       ((performance.now() - started) / 1000).toFixed(1)
     } s`,
   );
@@ -93,5 +105,5 @@ if (import.meta.main) {
       Deno.exit(130);
     });
   }
-  Deno.exit(await main());
+  Deno.exit(await main(Deno.args));
 }

@@ -26,8 +26,11 @@ export function openPostgres(url: string, options: OpenDbOptions = {}): Db {
     },
   });
   let closed = false;
+  // `unsafe` ignores the pool's `prepare` and defaults to unnamed statements: every query
+  // would be parsed and planned again, in two round trips. Pass it on explicitly.
+  const prepare = { prepare: options.prepare ?? true };
   const query = async <T extends Row>(text: string, params?: readonly unknown[]) =>
-    (await sql.unsafe(text, (params ?? []) as never[])) as unknown as T[];
+    (await sql.unsafe(text, (params ?? []) as never[], prepare)) as unknown as T[];
   return {
     engine: "postgres",
     query,
@@ -35,7 +38,7 @@ export function openPostgres(url: string, options: OpenDbOptions = {}): Db {
       return sql.begin((tx) =>
         fn({
           query: async <R extends Row>(text: string, params?: readonly unknown[]) =>
-            (await tx.unsafe(text, (params ?? []) as never[])) as unknown as R[],
+            (await tx.unsafe(text, (params ?? []) as never[], prepare)) as unknown as R[],
         })
       ) as Promise<T>;
     },
