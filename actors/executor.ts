@@ -18,6 +18,7 @@ import { type Db, isDbUnavailable } from "../db/client.ts";
 import type { BreakerStore } from "../db/breaker_store.ts";
 import {
   accountPositions,
+  claimForExecution,
   createOrder,
   type ExecutorAccount,
   getAccount,
@@ -32,13 +33,7 @@ import {
   setSignalStatus,
 } from "../db/executions.ts";
 import type { Queue } from "../db/queue.ts";
-import { getGlobalKillSwitch } from "../db/accounts.ts";
-import {
-  claimSignal,
-  type SignalRow,
-  type SignalStatus,
-  unfinishedSignals,
-} from "../db/signals.ts";
+import { type SignalRow, type SignalStatus, unfinishedSignals } from "../db/signals.ts";
 import { CircuitBreaker } from "../lib/circuit_breaker.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { EventBus, PipelineEventType } from "../lib/events.ts";
@@ -103,6 +98,8 @@ interface State {
   /** Start of the UTC day the realized figure covers, and the figure. */
   day: { start: number; realized: number };
   timer?: ReturnType<typeof setInterval>;
+  /** The breaker snapshot last written to the store, to skip writes that change nothing. */
+  savedBreaker?: string;
 }
 
 const PLACE_TIMEOUT_MS = 15_000;
@@ -254,8 +251,11 @@ export function executorBehavior(
     ctx: ActorContext<ExecutorCommand>,
   ) {
     const now = new Date(clock.now());
-    const signal = await claimSignal(db, msg.signalId, now, { recovering: msg.recovering });
-    if (!signal) return; // finished, or claimed by another instance
+    const claim = await claimForExecution(db, msg.signalId, accountId, now, {
+      recovering: msg.recovering,
+    });
+    if (!claim) return; // finished, or claimed by another instance
+    const { signal } = claim;
     rollDay(state);
     const limits = RiskLimitsSchema.safeParse(state.account.risk ?? {});
     const maxAgeMs =
@@ -264,7 +264,7 @@ export function executorBehavior(
       await onPrice(state, signal.symbol, Number(signal.price), now, ctx);
     }
 
-    const existing = await getOrderByClientOrderId(db, signal.id);
+    const existing = claim.order;
     if (existing && existing.status !== "new") {
       await reconcile(state, existing, signal, ctx);
       return;
@@ -286,7 +286,7 @@ export function executorBehavior(
       }
     }
 
-    const planned = await plan(state, signal, limits, now);
+    const planned = await plan(state, signal, limits, now, claim);
     if ("reject" in planned) {
       await refuse(state, signal, existing, planned.reject, ctx);
       return;
@@ -329,6 +329,7 @@ export function executorBehavior(
     signal: SignalRow,
     limits: ReturnType<typeof RiskLimitsSchema.safeParse>,
     now: Date,
+    switches: { accountKillSwitch: boolean; globalKillSwitch: boolean },
   ): Promise<{ request: OrderRequest } | { reject: string }> {
     if (!limits.success) {
       return {
@@ -350,8 +351,8 @@ export function executorBehavior(
     const verdict = checkRisk(limits.data as RiskLimits, {
       now: now.getTime(),
       receivedAt: signal.receivedAt.getTime(),
-      globalKillSwitch: await getGlobalKillSwitch(db),
-      accountKillSwitch: (await getAccount(db, accountId))?.killSwitch ?? true,
+      globalKillSwitch: switches.globalKillSwitch,
+      accountKillSwitch: switches.accountKillSwitch,
       symbol,
       root: rootOf(symbol),
       side,
@@ -360,7 +361,9 @@ export function executorBehavior(
       dailyPnl: dailyPnl(state),
     });
     if (!verdict.ok) return { reject: verdict.reason };
-    const reference = signal.price ?? (await lastPrice(db, symbol));
+    const known = state.lastPrices.get(symbol);
+    const reference = signal.price ??
+      (known !== undefined ? toDecimal(known) : await lastPrice(db, symbol));
     return {
       request: {
         clientOrderId: signal.id,
@@ -796,7 +799,12 @@ export function executorBehavior(
     const transition = result === "success"
       ? state.breaker.recordSuccess()
       : state.breaker.recordFailure();
-    await deps.breakers.save(accountId, state.breaker.snapshot());
+    const snapshot = state.breaker.snapshot();
+    const saved = JSON.stringify(snapshot);
+    if (saved !== state.savedBreaker) {
+      await deps.breakers.save(accountId, snapshot);
+      state.savedBreaker = saved;
+    }
     if (!transition) return;
     const event = transition === "opened" ? "breaker.opened" : "breaker.closed";
     await journal(db, {

@@ -127,7 +127,10 @@ Deno.test("a second opener of the same embedded data dir is refused until the fi
   const dir = await Deno.makeTempDir({ prefix: "trendedge-lock-" });
   try {
     const first = await openPglite({ dataDir: `${dir}/pglite` });
-    await assert.rejects(openPglite({ dataDir: `${dir}/pglite` }), /another trendedge process is using it/);
+    await assert.rejects(
+      openPglite({ dataDir: `${dir}/pglite` }),
+      /another trendedge process is using it/,
+    );
     await first.close();
     const second = await openPglite({ dataDir: `${dir}/pglite` });
     assert.equal((await second.query<{ n: number }>("SELECT 1 AS n"))[0]?.n, 1);

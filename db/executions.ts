@@ -5,7 +5,7 @@
  */
 import type { OrderStatus } from "../brokers/broker.ts";
 import type { Db, Queryable, Tx } from "./client.ts";
-import type { SignalStatus } from "./signals.ts";
+import { SIGNAL_ROW_COLUMNS, type SignalRow, type SignalStatus } from "./signals.ts";
 
 /** A broker account as the executor needs it. */
 export interface ExecutorAccount {
@@ -59,6 +59,67 @@ const ORDER =
   o.broker_order_id AS "brokerOrderId", o.symbol, o.side, o.quantity, o.order_type AS "orderType",
   o.time_in_force AS "timeInForce", o.limit_price AS "limitPrice", o.stop_price AS "stopPrice", o.status,
   o.filled_quantity AS "filledQuantity", o.average_fill_price AS "averageFillPrice"`;
+
+/** The order columns of a claim, prefixed so they do not clash with the signal's. */
+const CLAIMED_ORDER =
+  `o.id AS "order_id", o.signal_id AS "order_signalId", o.parent_id AS "order_parentId",
+  o.leg AS "order_leg", o.client_order_id AS "order_clientOrderId", o.broker_order_id AS "order_brokerOrderId",
+  o.symbol AS "order_symbol", o.side AS "order_side", o.quantity AS "order_quantity",
+  o.order_type AS "order_orderType", o.time_in_force AS "order_timeInForce", o.limit_price AS "order_limitPrice",
+  o.stop_price AS "order_stopPrice", o.status AS "order_status", o.filled_quantity AS "order_filledQuantity",
+  o.average_fill_price AS "order_averageFillPrice"`;
+
+/** What the executor learns when it claims a signal: the signal, its order if any, the switches. */
+export interface Claim {
+  signal: SignalRow;
+  order: OrderRow | null;
+  accountKillSwitch: boolean;
+  globalKillSwitch: boolean;
+}
+
+/**
+ * Claims a signal for execution in ONE statement: `accepted` → `executing` (or, when
+ * recovering, an `executing`/`placed` one as it is), returning it with the order already
+ * written for it (after a crash) and the account and global kill switches. Null when the signal
+ * is not claimable (finished, or claimed elsewhere).
+ */
+export async function claimForExecution(
+  db: Queryable,
+  signalId: string,
+  accountId: string,
+  now: Date,
+  options: { recovering: boolean },
+): Promise<Claim | null> {
+  const states = options.recovering ? ["accepted", "executing", "placed"] : ["accepted"];
+  const [row] = await db.query<Record<string, unknown>>(
+    `WITH claimed AS (
+       UPDATE signals SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END,
+              dispatched_at = COALESCE(dispatched_at, $2)
+       WHERE id = $1 AND status = ANY($3::text[])
+       RETURNING ${SIGNAL_ROW_COLUMNS}
+     )
+     SELECT c.*,
+            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = $4), true) AS "accountKillSwitch",
+            COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
+              AS "globalKillSwitch",
+            ${CLAIMED_ORDER}
+     FROM claimed c LEFT JOIN orders o ON o.client_order_id = c.id::text`,
+    [signalId, now, states, accountId],
+  );
+  if (!row) return null;
+  const signal: Record<string, unknown> = {};
+  const order: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (k.startsWith("order_")) order[k.slice(6)] = v;
+    else if (k !== "accountKillSwitch" && k !== "globalKillSwitch") signal[k] = v;
+  }
+  return {
+    signal: signal as unknown as SignalRow,
+    order: order.id ? order as unknown as OrderRow : null,
+    accountKillSwitch: row.accountKillSwitch === true,
+    globalKillSwitch: row.globalKillSwitch === true,
+  };
+}
 
 /** The order with this client order id. */
 export async function getOrderByClientOrderId(
@@ -162,59 +223,78 @@ export interface NewOrder {
  * returns the existing row instead when the client order id is already known (recovery).
  */
 export async function createOrder(
-  db: Db,
+  db: Queryable,
   order: NewOrder,
   now: Date,
 ): Promise<{ created: boolean; order: OrderRow }> {
-  return await db.transaction(async (tx) => {
-    const inserted = await tx.query<{ id: string }>(
-      `INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, symbol, side, quantity,
+  // One statement: the order, the signal's "ordered" stamp and the journal entry commit together.
+  const [row] = await db.query<{ inserted: string | null }>(
+    `WITH inserted AS (
+       INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, symbol, side, quantity,
                            order_type, time_in_force, limit_price, stop_price, status, status_history, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'new',
                jsonb_build_array(jsonb_build_object('status', 'new', 'at', $15::timestamptz)), $15, $15)
-       ON CONFLICT (client_order_id) DO NOTHING RETURNING id`,
-      [
-        order.id,
-        order.userId,
-        order.accountId,
-        order.signalId,
-        order.parentId,
-        order.leg,
-        order.clientOrderId,
-        order.symbol,
-        order.side,
-        order.quantity,
-        order.orderType,
-        order.timeInForce,
-        order.limitPrice,
-        order.stopPrice,
-        now,
-      ],
-    );
-    const row = await getOrderByClientOrderId(tx, order.clientOrderId);
-    if (!row) throw new Error(`Cannot create order "${order.clientOrderId}": it vanished`);
-    if (inserted.length === 0) return { created: false, order: row };
-    if (order.signalId && order.leg === "entry") {
-      await tx.query("UPDATE signals SET ordered_at = $2 WHERE id = $1", [order.signalId, now]);
-    }
-    await journal(tx, {
-      userId: order.userId,
-      accountId: order.accountId,
-      signalId: order.signalId,
-      orderId: order.id,
-      event: "order.created",
-      data: {
+       ON CONFLICT (client_order_id) DO NOTHING RETURNING id
+     ), stamped AS (
+       UPDATE signals SET ordered_at = $15
+       WHERE id = $4 AND $6::text = 'entry' AND EXISTS (SELECT 1 FROM inserted)
+     ), journaled AS (
+       INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+       SELECT $2, $3, $4, id, 'order.created', $16::text::jsonb, $15 FROM inserted
+     )
+     SELECT (SELECT id FROM inserted) AS inserted`,
+    [
+      order.id,
+      order.userId,
+      order.accountId,
+      order.signalId,
+      order.parentId,
+      order.leg,
+      order.clientOrderId,
+      order.symbol,
+      order.side,
+      order.quantity,
+      order.orderType,
+      order.timeInForce,
+      order.limitPrice,
+      order.stopPrice,
+      now,
+      JSON.stringify({
         client_order_id: order.clientOrderId,
         symbol: order.symbol,
         side: order.side,
         quantity: order.quantity,
         type: order.orderType,
         leg: order.leg,
+      }),
+    ],
+  );
+  if (row?.inserted) {
+    return {
+      created: true,
+      order: {
+        id: order.id,
+        signalId: order.signalId,
+        parentId: order.parentId,
+        leg: order.leg,
+        clientOrderId: order.clientOrderId,
+        brokerOrderId: null,
+        symbol: order.symbol,
+        side: order.side,
+        quantity: order.quantity,
+        orderType: order.orderType,
+        timeInForce: order.timeInForce,
+        limitPrice: order.limitPrice,
+        stopPrice: order.stopPrice,
+        status: "new",
+        filledQuantity: "0",
+        averageFillPrice: null,
       },
-      at: now,
-    });
-    return { created: true, order: row };
-  });
+    };
+  }
+  const existing = await getOrderByClientOrderId(db, order.clientOrderId);
+  if (!existing) throw new Error(`Cannot create order "${order.clientOrderId}": it vanished`);
+  return { created: false, order: existing };
 }
 
 /** A new fill to record, with the position and P&L it produces (computed by the executor). */
@@ -276,12 +356,20 @@ export interface OrderUpdate {
 /** Writes one order update in one transaction; returns false when the order is gone. */
 export async function recordOrderUpdate(db: Db, u: OrderUpdate): Promise<boolean> {
   return await db.transaction(async (tx) => {
-    const updated = await tx.query(
-      `UPDATE orders SET status = $2, broker_status = $3, broker_order_id = COALESCE(broker_order_id, $4),
-              filled_quantity = $5, average_fill_price = $6, reason = COALESCE($7, reason), updated_at = $8,
-              status_history = CASE WHEN status = $2 THEN status_history
-                ELSE status_history || jsonb_build_array(jsonb_build_object('status', $2::text, 'broker_status', $3::text, 'at', $8::timestamptz)) END
-       WHERE id = $1 RETURNING id`,
+    // The statements are independent of each other's results, so they are sent together and
+    // pipelined on the transaction's connection instead of waiting for each round trip.
+    const updated = tx.query<{ id: string }>(
+      `WITH updated AS (
+         UPDATE orders SET status = $2, broker_status = $3, broker_order_id = COALESCE(broker_order_id, $4),
+                filled_quantity = $5, average_fill_price = $6, reason = COALESCE($7, reason), updated_at = $8,
+                status_history = CASE WHEN status = $2 THEN status_history
+                  ELSE status_history || jsonb_build_array(jsonb_build_object('status', $2::text, 'broker_status', $3::text, 'at', $8::timestamptz)) END
+         WHERE id = $1 RETURNING id
+       ), journaled AS (
+         INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+         SELECT $9, $10, $11, id, 'order.updated', $12::text::jsonb, $8 FROM updated
+       )
+       SELECT id FROM updated`,
       [
         u.orderId,
         u.status,
@@ -291,14 +379,27 @@ export async function recordOrderUpdate(db: Db, u: OrderUpdate): Promise<boolean
         u.averageFillPrice,
         u.reason,
         u.at,
+        u.userId,
+        u.accountId,
+        u.signalId,
+        JSON.stringify({
+          status: u.status,
+          broker_status: u.brokerStatus,
+          filled_quantity: u.filledQuantity,
+          average_fill_price: u.averageFillPrice,
+          reason: u.reason,
+        }),
       ],
     );
-    if (updated.length === 0) return false;
-    for (const f of u.fills) {
-      const fresh = await tx.query(
-        `INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee, realized_pnl, filled_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (order_id, broker_fill_id) DO NOTHING RETURNING id`,
+    const rest: Promise<unknown>[] = u.fills.map((f) =>
+      tx.query(
+        `WITH fill AS (
+           INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee, realized_pnl, filled_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (order_id, broker_fill_id) DO NOTHING RETURNING id
+         )
+         INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+         SELECT $3, $4, $13, $2, 'order.filled', $14::text::jsonb, $12 FROM fill`,
         [
           f.id,
           u.orderId,
@@ -312,19 +413,18 @@ export async function recordOrderUpdate(db: Db, u: OrderUpdate): Promise<boolean
           f.fee,
           f.realizedPnl,
           f.at,
+          u.signalId,
+          JSON.stringify({
+            quantity: f.quantity,
+            price: f.price,
+            fee: f.fee,
+            realized_pnl: f.realizedPnl,
+          }),
         ],
-      );
-      if (fresh.length > 0) {
-        await journal(tx, {
-          ...ids(u),
-          event: "order.filled",
-          data: { quantity: f.quantity, price: f.price, fee: f.fee, realized_pnl: f.realizedPnl },
-          at: f.at,
-        });
-      }
-    }
+      )
+    );
     if (u.position) {
-      await tx.query(
+      rest.push(tx.query(
         `INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, realized_pnl, last_price, opened_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
          ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price,
@@ -340,40 +440,33 @@ export async function recordOrderUpdate(db: Db, u: OrderUpdate): Promise<boolean
           u.position.lastPrice,
           u.at,
         ],
+      ));
+    }
+    if (u.trade) rest.push(...recordTrade(tx, u));
+    if (u.signalId && u.signalStatus) {
+      rest.push(
+        setSignalStatus(tx, u.signalId, u.signalStatus.status, u.signalStatus.reason, u.at, u),
       );
     }
-    if (u.trade) await recordTrade(tx, u);
-    await journal(tx, {
-      ...ids(u),
-      event: "order.updated",
-      data: {
-        status: u.status,
-        broker_status: u.brokerStatus,
-        filled_quantity: u.filledQuantity,
-        average_fill_price: u.averageFillPrice,
-        reason: u.reason,
-      },
-      at: u.at,
-    });
-    if (u.signalId && u.signalStatus) {
-      await setSignalStatus(tx, u.signalId, u.signalStatus.status, u.signalStatus.reason, u.at, u);
-    }
-    return true;
+    const [rows] = await Promise.all([updated, ...rest]);
+    return rows.length > 0;
   });
 }
 
-async function recordTrade(tx: Tx, u: OrderUpdate) {
+/** The trade statements of an update, in the order they must run (a flip closes before it opens). */
+function recordTrade(tx: Tx, u: OrderUpdate): Promise<unknown>[] {
   const t = u.trade!;
+  const statements: Promise<unknown>[] = [];
   if (t.kind === "close" || t.kind === "flip") {
-    await tx.query(
+    statements.push(tx.query(
       `UPDATE trades SET status = 'closed', exit_price = $3, realized_pnl = realized_pnl + $4, fees = fees + $5,
               exit_signal_id = $6, closed_at = $7
        WHERE account_id = $1 AND symbol = $2 AND status = 'open'`,
       [u.accountId, u.symbol, t.exitPrice, t.realizedPnl, t.fees, u.signalId, u.at],
-    );
+    ));
   }
   if (t.kind === "open" || t.kind === "flip") {
-    await tx.query(
+    statements.push(tx.query(
       `INSERT INTO trades (id, user_id, account_id, symbol, direction, quantity, entry_price, stop_loss, status, entry_signal_id, opened_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10)`,
       [
@@ -388,19 +481,16 @@ async function recordTrade(tx: Tx, u: OrderUpdate) {
         u.signalId,
         u.at,
       ],
-    );
+    ));
   }
   if (t.kind === "resize") {
-    await tx.query(
+    statements.push(tx.query(
       `UPDATE trades SET quantity = $3, entry_price = $4, fees = fees + $5, realized_pnl = realized_pnl + $6
        WHERE account_id = $1 AND symbol = $2 AND status = 'open'`,
       [u.accountId, u.symbol, t.quantity, t.entryPrice, t.fees, t.realizedPnl],
-    );
+    ));
   }
-}
-
-function ids(u: { userId: string; accountId: string; signalId: string | null; orderId: string }) {
-  return { userId: u.userId, accountId: u.accountId, signalId: u.signalId, orderId: u.orderId };
+  return statements;
 }
 
 /** Moves a signal to `status` (with its reason and timestamps) and journals it. */
@@ -415,21 +505,27 @@ export async function setSignalStatus(
   const terminal = status === "filled" || status === "rejected" || status === "failed" ||
     status === "canceled";
   await tx.query(
-    `UPDATE signals SET status = $2, reason = COALESCE($3, reason),
-            filled_at = CASE WHEN $2 = 'filled' THEN COALESCE(filled_at, $4) ELSE filled_at END,
-            finished_at = CASE WHEN $5 THEN COALESCE(finished_at, $4) ELSE finished_at END
-     WHERE id = $1`,
-    [signalId, status, reason, at, terminal],
+    `WITH changed AS (
+       UPDATE signals SET status = $2, reason = COALESCE($3, reason),
+              filled_at = CASE WHEN $2 = 'filled' THEN COALESCE(filled_at, $4) ELSE filled_at END,
+              finished_at = CASE WHEN $5 THEN COALESCE(finished_at, $4) ELSE finished_at END
+       WHERE id = $1 RETURNING id
+     )
+     INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+     SELECT $6, $7, id, $8, $9, $10::text::jsonb, $4 FROM changed`,
+    [
+      signalId,
+      status,
+      reason,
+      at,
+      terminal,
+      who.userId,
+      who.accountId,
+      who.orderId ?? null,
+      `signal.${status}`,
+      JSON.stringify(reason ? { reason } : {}),
+    ],
   );
-  await journal(tx, {
-    userId: who.userId,
-    accountId: who.accountId,
-    signalId,
-    orderId: who.orderId ?? null,
-    event: `signal.${status}`,
-    data: reason ? { reason } : {},
-    at,
-  });
 }
 
 /** Appends one journal entry. */

@@ -57,7 +57,10 @@ export async function openPglite(options: OpenDbOptions = {}): Promise<PgliteDb>
  * makes the second one fail loudly instead.
  */
 async function lockDataDir(dataDir: string): Promise<Deno.FsFile> {
-  const file = await Deno.open(`${dataDir.replace(/\/+$/, "")}.lock`, { create: true, write: true });
+  const file = await Deno.open(`${dataDir.replace(/\/+$/, "")}.lock`, {
+    create: true,
+    write: true,
+  });
   if (await file.tryLock(true)) return file;
   file.close();
   throw new Error(

@@ -191,7 +191,8 @@ export interface SignalRow {
   signalTime: Date | null;
 }
 
-const ROW =
+/** The columns of a {@linkcode SignalRow}, for queries that return one. */
+export const SIGNAL_ROW_COLUMNS =
   `id, user_id AS "userId", account_id AS "accountId", ticker, symbol, action, side, quantity,
   order_type AS "orderType", time_in_force AS "timeInForce", price, limit_price AS "limitPrice",
   stop_price AS "stopPrice", take_profit AS "takeProfit", stop_loss AS "stopLoss", status,
@@ -200,7 +201,7 @@ const ROW =
 /** Reads one signal. */
 export async function getSignal(db: Queryable, id: string): Promise<SignalRow | null> {
   const [row] = await db.query<SignalRow & Record<string, unknown>>(
-    `SELECT ${ROW} FROM signals WHERE id = $1`,
+    `SELECT ${SIGNAL_ROW_COLUMNS} FROM signals WHERE id = $1`,
     [id],
   );
   return row ?? null;
@@ -221,7 +222,7 @@ export async function claimSignal(
     `UPDATE signals SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END,
             dispatched_at = COALESCE(dispatched_at, $2)
      WHERE id = $1 AND status = ANY($3::text[])
-     RETURNING ${ROW}`,
+     RETURNING ${SIGNAL_ROW_COLUMNS}`,
     [id, now, states],
   );
   return row ?? null;
@@ -238,26 +239,4 @@ export async function unfinishedSignals(
      ORDER BY received_at, id LIMIT $2`,
     [options.olderThan, options.limit],
   );
-}
-
-/** What the webhook route needs of the account a signal names. */
-export interface SignalAccount {
-  id: string;
-  broker: "paper" | "alpaca";
-  symbolMap: Record<string, string>;
-  microFutures: boolean;
-}
-
-/** The account `alias` of `userId` with its symbol rules, or null. */
-export async function findSignalAccount(
-  db: Queryable,
-  userId: string,
-  alias: string,
-): Promise<SignalAccount | null> {
-  const [row] = await db.query<SignalAccount & Record<string, unknown>>(
-    `SELECT id, broker, symbol_map AS "symbolMap", micro_futures AS "microFutures"
-     FROM broker_accounts WHERE user_id = $1 AND alias = $2`,
-    [userId, alias],
-  );
-  return row ?? null;
 }

@@ -69,3 +69,48 @@ export function listWebhookKeys(db: Queryable, userId: string): Promise<WebhookK
     [userId],
   );
 }
+
+/** A usable key with the account a signal names (null when the user has no such account). */
+export interface KeyAndAccount {
+  key: WebhookKeyRow;
+  account: {
+    id: string;
+    broker: "paper" | "alpaca";
+    symbolMap: Record<string, string>;
+    microFutures: boolean;
+  } | null;
+}
+
+/**
+ * The hot path's one lookup: the active key with this hash and, in the same round trip, its
+ * user's broker account `alias`. Null when the key is unknown, revoked or expired.
+ */
+export async function findKeyAndAccount(
+  db: Queryable,
+  hash: Uint8Array,
+  alias: string,
+  now: Date,
+): Promise<KeyAndAccount | null> {
+  const [row] = await db.query<Record<string, unknown>>(
+    `SELECT k.id, k.user_id AS "userId", k.name, k.prefix, k.created_at AS "createdAt",
+            k.last_used_at AS "lastUsedAt", k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt",
+            a.id AS "accountId", a.broker, a.symbol_map AS "symbolMap", a.micro_futures AS "microFutures"
+     FROM webhook_keys k
+     LEFT JOIN broker_accounts a ON a.user_id = k.user_id AND a.alias = $3
+     WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)`,
+    [hash, now, alias],
+  );
+  if (!row) return null;
+  const { accountId, broker, symbolMap, microFutures, ...key } = row;
+  return {
+    key: key as unknown as WebhookKeyRow,
+    account: accountId
+      ? {
+        id: accountId as string,
+        broker: broker as "paper" | "alpaca",
+        symbolMap: symbolMap as Record<string, string>,
+        microFutures: microFutures as boolean,
+      }
+      : null,
+  };
+}

@@ -7,14 +7,9 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { findActiveWebhookKey, touchWebhookKey } from "../db/webhook_keys.ts";
-import {
-  acceptSignal,
-  findSignalAccount,
-  rejectSignal,
-  type SignalEnvelope,
-} from "../db/signals.ts";
-import { recordPrice } from "../db/executions.ts";
+import { findKeyAndAccount, touchWebhookKey } from "../db/webhook_keys.ts";
+import { type Queryable, withTimeout } from "../db/client.ts";
+import { acceptSignal, rejectSignal, type SignalEnvelope } from "../db/signals.ts";
 import { ApiError, type ErrorDetail } from "../lib/errors.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { serializeError } from "../lib/log.ts";
@@ -36,6 +31,14 @@ import { ErrorSchema, validationHook } from "./_openapi.ts";
 
 /** Signed senders' replays are refused for at least this long (twice the signature tolerance). */
 const SIGNED_DEDUP_WINDOW_MS = 10 * 60_000;
+/**
+ * How long the webhook's queries may take together. A connection that hangs instead of failing
+ * (a proxy in front of a dead server: the pool reconnects forever and the query just waits) must
+ * become a 503 that the sender retries, never a request that does not answer; TradingView gives
+ * up after about 3 s anyway. A late commit is harmless: never acknowledged, the retry is a
+ * duplicate, and the ingest sweep dispatches it.
+ */
+const DB_BUDGET_MS = 2_500;
 
 const Accepted = z.object({ signal_id: z.string() }).openapi("SignalAccepted");
 const Duplicate = z.object({ duplicate: z.literal(true), signal_id: z.string() }).openapi(
@@ -143,7 +146,7 @@ webhooks.post("/api/v1/webhooks/tradingview", receive);
 
 async function receive(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get("deps");
-  const { db, clock, config } = deps;
+  const { clock, config } = deps;
   const receivedAt = new Date(clock.now());
 
   const allowed = config.webhook.allowedIps;
@@ -158,6 +161,8 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
     );
   }
   const body = await readBody(c.req.raw, MAX_BODY_BYTES);
+  const budgetEnd = performance.now() + DB_BUDGET_MS;
+  const db = budgeted(deps.db, budgetEnd);
 
   let payload: Record<string, unknown>;
   try {
@@ -175,13 +180,18 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
       'Cannot accept the alert: a valid webhook key is required in "key"',
     );
   }
-  const key = await findActiveWebhookKey(db, await hashWebhookKey(payload.key), receivedAt);
-  if (!key) {
+  // The account alias is looked up with the key in one round trip; it is validated below.
+  const alias = typeof payload.account === "string"
+    ? payload.account.trim().toLowerCase()
+    : "paper";
+  const found = await findKeyAndAccount(db, await hashWebhookKey(payload.key), alias, receivedAt);
+  if (!found) {
     throw new ApiError(
       "AUTHENTICATION_REQUIRED",
       'Cannot accept the alert: a valid webhook key is required in "key"',
     );
   }
+  const { key } = found;
   const signed = signatureHeaders(c);
   if (signed) {
     const problem = await verify(payload.key, signed, body, receivedAt.getTime());
@@ -209,7 +219,7 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
   for (const [k, v] of Object.entries(rateHeaders)) c.header(k, v);
 
   if (key.lastUsedAt === null || receivedAt.getTime() - key.lastUsedAt.getTime() > 60_000) {
-    touchWebhookKey(db, key.id, receivedAt).catch((error) =>
+    touchWebhookKey(deps.db, key.id, receivedAt).catch((error) =>
       deps.log.warning("Cannot record webhook key use", {
         key_id: key.id,
         error: serializeError(error),
@@ -230,6 +240,7 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
   if (!validation.ok) {
     await refuse(
       c,
+      db,
       envelope,
       null,
       "VALIDATION_ERROR",
@@ -238,10 +249,11 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
     );
   }
   const signal = (validation as { ok: true; signal: SignalInput }).signal;
-  const account = await findSignalAccount(db, key.userId, signal.account);
+  const account = found.account;
   if (!account) {
     await refuse(
       c,
+      db,
       envelope,
       signal,
       "UNPROCESSABLE_ENTITY",
@@ -265,7 +277,7 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
     }).symbol;
   } catch (error) {
     if (!(error instanceof SymbolError)) throw error;
-    return await refuse(c, envelope, signal, "UNPROCESSABLE_ENTITY", error.message, [{
+    return await refuse(c, db, envelope, signal, "UNPROCESSABLE_ENTITY", error.message, [{
       field: "ticker",
       message: error.message,
     }]);
@@ -285,11 +297,6 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
 
   // Committed: from here on nothing may fail the request. Dispatch is best effort; the ingest
   // sweep re-dispatches a signal whose dispatch is lost.
-  if (signal.price) {
-    recordPrice(db, symbol, signal.price, receivedAt).catch((error) =>
-      deps.log.warning("Cannot record price", { symbol, error: serializeError(error) })
-    );
-  }
   deps.bus.publish({
     type: "signal.received",
     userId: key.userId,
@@ -312,6 +319,7 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
 /** Journals a refused signal so the trader can see why, publishes it, and throws the answer. */
 async function refuse(
   c: Context<AppEnv>,
+  db: Queryable,
   envelope: SignalEnvelope,
   signal: SignalInput | null,
   code: "VALIDATION_ERROR" | "UNPROCESSABLE_ENTITY",
@@ -319,7 +327,7 @@ async function refuse(
   details: ErrorDetail[],
 ): Promise<never> {
   const deps = c.get("deps");
-  await rejectSignal(deps.db, envelope, signal, message, details);
+  await rejectSignal(db, envelope, signal, message, details);
   deps.bus.publish({
     type: "signal.rejected",
     userId: envelope.userId,
@@ -329,6 +337,18 @@ async function refuse(
     data: { reason: message, details },
   });
   throw new ApiError(code, message, { details });
+}
+
+/** `db` whose queries fail as unavailable (a 503) once `end` (performance.now()) has passed. */
+function budgeted(db: Queryable, end: number): Queryable {
+  return {
+    query: (text, params) =>
+      withTimeout(
+        db.query(text, params),
+        Math.max(1, end - performance.now()),
+        "the webhook's query",
+      ),
+  };
 }
 
 function signatureHeaders(c: Context<AppEnv>) {
