@@ -179,25 +179,17 @@ export async function realizedSince(
 
 /** The last known price of a symbol. */
 export async function lastPrice(db: Queryable, symbol: string): Promise<string | null> {
+  // The newest of: a price recorded for the symbol (bars), the last price an alert carried.
   const [row] = await db.query<{ price: string }>(
-    "SELECT price FROM last_prices WHERE symbol = $1",
+    `SELECT price FROM (
+       SELECT price, at FROM last_prices WHERE symbol = $1
+       UNION ALL
+       (SELECT price, received_at AS at FROM signals WHERE symbol = $1 AND price IS NOT NULL
+        ORDER BY received_at DESC LIMIT 1)
+     ) known ORDER BY at DESC LIMIT 1`,
     [symbol],
   );
   return row?.price ?? null;
-}
-
-/** Records a price seen for a symbol, keeping the newest. */
-export async function recordPrice(
-  db: Queryable,
-  symbol: string,
-  price: string,
-  at: Date,
-): Promise<void> {
-  await db.query(
-    `INSERT INTO last_prices (symbol, price, at) VALUES ($1, $2, $3)
-     ON CONFLICT (symbol) DO UPDATE SET price = EXCLUDED.price, at = EXCLUDED.at WHERE last_prices.at <= EXCLUDED.at`,
-    [symbol, price, at],
-  );
 }
 
 /** A new order to write before it is sent to the broker. */

@@ -88,6 +88,8 @@ CREATE TABLE signals (
 );
 CREATE INDEX signals_user_recent ON signals (user_id, received_at DESC, id DESC);
 CREATE INDEX signals_unfinished ON signals (received_at) WHERE status IN ('accepted', 'executing', 'placed');
+-- The last price any alert carried for a symbol (paper fills of alerts that carry none).
+CREATE INDEX signals_symbol_priced ON signals (symbol, received_at DESC) WHERE price IS NOT NULL;
 
 -- One row per (user, dedup key) while its window is open: the unique key is the dedup.
 CREATE TABLE signal_dedup (
