@@ -242,3 +242,12 @@ export async function spawnServer(
 export async function stopAllServers(): Promise<void> {
   await Promise.all([...live].map((s) => s.stop()));
 }
+
+/** Runs one bench file on its own (`deno run -A bench/<name>.ts`), stopping its servers after. */
+export async function runStandalone(bench: () => Promise<void>): Promise<void> {
+  try {
+    await bench();
+  } finally {
+    await stopAllServers();
+  }
+}

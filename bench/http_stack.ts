@@ -403,10 +403,6 @@ export async function bench(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { stopAllServers } = await import("./_spawn.ts");
-  try {
-    await bench();
-  } finally {
-    await stopAllServers();
-  }
+  const { runStandalone } = await import("./_spawn.ts");
+  await runStandalone(bench);
 }

@@ -1,4 +1,5 @@
-/** Output for operator commands: plain lines for people, on stdout and stderr. */
+/** Operator commands: flags in, plain lines for people out (stdout and stderr). */
+import { parseArgs } from "node:util";
 
 const encoder = new TextEncoder();
 
@@ -16,4 +17,37 @@ export function printError(line: string): void {
 export function fail(message: string, code = 1): never {
   printError(message);
   Deno.exit(code);
+}
+
+/** String flags of an operator command (every flag is `--name value`; `--help` is added). */
+export type FlagSpec = Record<string, { default?: string }>;
+
+/**
+ * Parses `--flag value` arguments strictly: an unknown flag or a stray argument prints the
+ * error and `usage` and exits 64; `--help` / `-h` prints `usage` and exits 0.
+ */
+export function parseFlags<F extends FlagSpec>(
+  args: string[],
+  flags: F,
+  usage: string,
+): { [K in keyof F]: F[K]["default"] extends string ? string : string | undefined } {
+  const options: Record<
+    string,
+    { type: "string"; default?: string } | { type: "boolean"; short: string }
+  > = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, spec] of Object.entries(flags)) options[name] = { type: "string", ...spec };
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n${usage}`, 64);
+  }
+  if (values.help) {
+    print(usage);
+    Deno.exit(0);
+  }
+  delete values.help;
+  return values as never;
 }

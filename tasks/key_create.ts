@@ -3,12 +3,11 @@
  * user. Only its SHA-256 is stored; the key itself is printed once, alone on the last line of
  * stdout, so scripts can take it with `tail -n 1`.
  */
-import { parseArgs } from "node:util";
 import { openOperatorDb } from "../db/open.ts";
 import { migrateUp } from "../db/migrate.ts";
 import { findUserByEmail } from "../db/users.ts";
 import { insertWebhookKey, type WebhookKeyRow } from "../db/webhook_keys.ts";
-import { fail, print } from "../lib/cli.ts";
+import { fail, parseFlags, print } from "../lib/cli.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { generateWebhookKey } from "../lib/webhook_key.ts";
 
@@ -19,26 +18,11 @@ const MAX_EXPIRES_DAYS = 3650;
 const DAY_MS = 86_400_000;
 
 async function main(args: string[]) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        email: { type: "string" },
-        name: { type: "string", default: "default" },
-        "expires-days": { type: "string", default: String(DEFAULT_EXPIRES_DAYS) },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    fail(`${(error as Error).message}\n${USAGE}`, 64);
-  }
-  if (values.help) {
-    print(USAGE);
-    return;
-  }
+  const values = parseFlags(args, {
+    email: {},
+    name: { default: "default" },
+    "expires-days": { default: String(DEFAULT_EXPIRES_DAYS) },
+  }, USAGE);
   if (!values.email) fail(USAGE, 64);
   const name = values.name.trim();
   if (name.length < 1 || name.length > 100) {

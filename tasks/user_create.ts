@@ -3,35 +3,16 @@
  * The first user ever is the admin. Runs against DATABASE_URL, or the embedded database under
  * DATA_DIR when it is unset, migrating it first so a fresh data dir works.
  */
-import { parseArgs } from "node:util";
 import { openOperatorDb } from "../db/open.ts";
 import { migrateUp } from "../db/migrate.ts";
 import { createUser, DuplicateEmailError, InvalidEmailError } from "../db/users.ts";
-import { fail, print } from "../lib/cli.ts";
+import { fail, parseFlags, print } from "../lib/cli.ts";
 import { PasswordPolicyError } from "../lib/password.ts";
 
 const USAGE = "Usage: deno task user:create --email <email> --password <password>";
 
 async function main(args: string[]) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        email: { type: "string" },
-        password: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    fail(`${(error as Error).message}\n${USAGE}`, 64);
-  }
-  if (values.help) {
-    print(USAGE);
-    return;
-  }
+  const values = parseFlags(args, { email: {}, password: {} }, USAGE);
   if (!values.email || !values.password) fail(USAGE, 64);
 
   const { db } = await openOperatorDb();
