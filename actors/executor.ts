@@ -18,6 +18,8 @@ import { type Db, isDbUnavailable } from "../db/client.ts";
 import type { BreakerStore } from "../db/breaker_store.ts";
 import {
   accountPositions,
+  type Claim,
+  claimBatchForExecution,
   claimForExecution,
   createOrder,
   type ExecutorAccount,
@@ -25,12 +27,15 @@ import {
   getOrderByClientOrderId,
   journal,
   lastPrice,
+  type NewOrder,
   openOrders,
   type OrderRow,
   type OrderUpdate,
   realizedSince,
   recordOrderUpdate,
+  recordSettledOrders,
   setSignalStatus,
+  type SettledOrder,
 } from "../db/executions.ts";
 import type { Queue } from "../db/queue.ts";
 import { type SignalRow, type SignalStatus, unfinishedSignals } from "../db/signals.ts";
@@ -56,7 +61,11 @@ export type ExecutorCommand =
   | { type: "execute"; signalId: string; recovering: boolean; attempt?: number }
   | { type: "price"; symbol: string; price: string; at: number }
   | { type: "status"; reply: Reply<ExecutorStatus> }
+  | Flush
   | Poll;
+
+/** Runs the fresh signals that `execute` set aside; see {@linkcode MAX_BATCH}. */
+type Flush = { type: "flush" };
 
 type Poll = { type: "poll" };
 
@@ -100,9 +109,46 @@ interface State {
   timer?: ReturnType<typeof setInterval>;
   /** The breaker snapshot last written to the store, to skip writes that change nothing. */
   savedBreaker?: string;
+  /** Fresh signals (paper accounts) waiting for the next flush, in arrival order. */
+  pending: string[];
+  /** A flush message is in the mailbox. */
+  flushScheduled: boolean;
 }
 
+/** What settling a broker answer in memory produced, to write and then announce. */
+interface Settled {
+  update: OrderUpdate;
+  changed: boolean;
+  tradeEvent?: "trade.closed";
+}
+
+/** A fresh paper market order, filled in memory, waiting to be written with its batch. */
+interface HotFill {
+  signal: SignalRow;
+  newOrder: NewOrder;
+  row: OrderRow;
+  createdAt: Date;
+  placed: BrokerOrder;
+  settled: Settled;
+}
+
+/** How a claimed signal of a batch goes on. */
+type Prepared =
+  | { kind: "hot"; fill: HotFill }
+  /** Through the one-by-one path; `primed` when its price was already taken. */
+  | { kind: "slow"; primed: boolean }
+  /** Placed (and the placing failed, or did not fill at once): one-by-one from the order row. */
+  | { kind: "placed"; request: OrderRequest; placing: Promise<BrokerOrder>; maxAgeMs: number }
+  | { kind: "error"; error: unknown };
+
 const PLACE_TIMEOUT_MS = 15_000;
+/**
+ * Most signals one flush claims and writes together. Batches form by themselves: a flush
+ * queues behind the executes already in the mailbox, so under load it finds many signals and
+ * under light load one (no added latency).
+ */
+export const MAX_BATCH = 500;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DAY_MS = 86_400_000;
 
 /** The executor behaviour for one account. */
@@ -158,6 +204,8 @@ export function executorBehavior(
         lastPrices,
         open,
         day: { start, realized: await realizedSince(db, accountId, new Date(start)) },
+        pending: [],
+        flushScheduled: false,
       };
       if (broker.kind !== "paper") {
         state.timer = setInterval(() => {
@@ -185,9 +233,23 @@ export function executorBehavior(
     },
 
     async receive(state, msg, ctx) {
+      // Whatever arrived before this message is done before it (the mailbox stays FIFO).
+      if (msg.type !== "execute" || !batchable(state, msg)) await flushPending(state, ctx);
       switch (msg.type) {
         case "execute":
+          if (batchable(state, msg)) {
+            state.pending.push(msg.signalId);
+            if (!state.flushScheduled) {
+              state.flushScheduled = true;
+              // Not awaited: with a full mailbox the tell waits for room, and we are the reader.
+              ctx.self.tell({ type: "flush" }).catch(() => {});
+            }
+            return state;
+          }
           await guarded(state, ctx, msg.signalId, () => execute(state, msg, ctx));
+          return state;
+        case "flush":
+          state.flushScheduled = false; // flushPending above ran the pending signals
           return state;
         case "price":
           await onPrice(state, msg.symbol, Number(msg.price), new Date(msg.at), ctx);
@@ -255,12 +317,23 @@ export function executorBehavior(
       recovering: msg.recovering,
     });
     if (!claim) return; // finished, or claimed by another instance
+    await executeClaimed(state, msg, claim, now, false, ctx);
+  }
+
+  /** Runs a claimed signal one by one; `primed` when its price was already taken. */
+  async function executeClaimed(
+    state: State,
+    msg: Extract<ExecutorCommand, { type: "execute" }>,
+    claim: Claim,
+    now: Date,
+    primed: boolean,
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
     const { signal } = claim;
     rollDay(state);
     const limits = RiskLimitsSchema.safeParse(state.account.risk ?? {});
-    const maxAgeMs =
-      (limits.success ? limits.data.max_signal_age_seconds : DEFAULT_MAX_SIGNAL_AGE_SECONDS) * 1000;
-    if (signal.price && signal.symbol) {
+    const maxAgeMs = maxAge(limits);
+    if (signal.price && signal.symbol && !primed) {
       await onPrice(state, signal.symbol, Number(signal.price), now, ctx);
     }
 
@@ -304,7 +377,13 @@ export function executorBehavior(
       await refuse(state, signal, existing, reason, ctx);
       return;
     }
-    const order = existing ?? (await createOrder(db, {
+    const order = existing ??
+      (await createOrder(db, newOrderFor(state, signal, planned.request), now)).order;
+    await place(state, order, planned.request, signal, msg.attempt ?? 1, maxAgeMs, ctx);
+  }
+
+  function newOrderFor(state: State, signal: SignalRow, request: OrderRequest): NewOrder {
+    return {
       id: uuidv7(clock.now()),
       userId: state.account.userId,
       accountId,
@@ -312,15 +391,178 @@ export function executorBehavior(
       parentId: null,
       leg: "entry",
       clientOrderId: signal.id,
-      symbol: planned.request.symbol,
-      side: planned.request.side,
-      quantity: planned.request.quantity,
-      orderType: planned.request.type,
-      timeInForce: planned.request.timeInForce,
-      limitPrice: planned.request.limitPrice ?? null,
-      stopPrice: planned.request.stopPrice ?? null,
-    }, now)).order;
-    await place(state, order, planned.request, signal, msg.attempt ?? 1, maxAgeMs, ctx);
+      symbol: request.symbol,
+      side: request.side,
+      quantity: request.quantity,
+      orderType: request.type,
+      timeInForce: request.timeInForce,
+      limitPrice: request.limitPrice ?? null,
+      stopPrice: request.stopPrice ?? null,
+    };
+  }
+
+  /**
+   * Fresh signals of a paper account wait for a flush; recovery, retries and remote brokers
+   * go one by one.
+   */
+  function batchable(state: State, msg: Extract<ExecutorCommand, { type: "execute" }>): boolean {
+    return !msg.recovering && msg.attempt === undefined && state.broker instanceof PaperBroker &&
+      UUID.test(msg.signalId);
+  }
+
+  async function flushPending(state: State, ctx: ActorContext<ExecutorCommand>) {
+    while (state.pending.length > 0) {
+      await runBatch(state, state.pending.splice(0, MAX_BATCH), ctx);
+    }
+  }
+
+  /**
+   * Runs fresh signals as one batch: ONE statement claims them all; the common case (a paper
+   * market order without an order row yet) is planned, risk-checked and filled in memory one
+   * signal after the other, so each sees the fills before it, and the fills are written
+   * together in ONE transaction; every other signal goes the one-by-one way, in its turn (the
+   * fills before it are written first), so the record is the same as one by one.
+   *
+   * A failed batch write crashes the executor: memory (positions, the paper book) is ahead of
+   * the database, and the restart rebuilds it from the database and recovers every claimed
+   * signal one by one, so none is half-written or done twice.
+   */
+  async function runBatch(state: State, ids: string[], ctx: ActorContext<ExecutorCommand>) {
+    const now = new Date(clock.now());
+    const claims = await claimBatchForExecution(db, ids, accountId, now);
+    const run: HotFill[] = [];
+    for (const id of ids) {
+      const claim = claims.get(id);
+      if (!claim) continue; // finished, or claimed by another instance
+      let prepared: Prepared;
+      try {
+        prepared = await prepareHot(state, claim, now, ctx);
+      } catch (error) {
+        prepared = { kind: "error", error };
+      }
+      if (prepared.kind === "hot") {
+        run.push(prepared.fill);
+        continue;
+      }
+      await writeRun(state, run, ctx);
+      const msg = { type: "execute", signalId: id, recovering: false } as const;
+      switch (prepared.kind) {
+        case "slow":
+          await guarded(
+            state,
+            ctx,
+            id,
+            () => executeClaimed(state, msg, claim, now, prepared.primed, ctx),
+          );
+          break;
+        case "placed":
+          await guarded(state, ctx, id, async () => {
+            const { request } = prepared;
+            const order = (await createOrder(db, newOrderFor(state, claim.signal, request), now))
+              .order;
+            await place(
+              state,
+              order,
+              request,
+              claim.signal,
+              1,
+              prepared.maxAgeMs,
+              ctx,
+              prepared.placing,
+            );
+          });
+          break;
+        case "error":
+          await guarded(state, ctx, id, () => Promise.reject(prepared.error));
+          break;
+      }
+    }
+    await writeRun(state, run, ctx);
+  }
+
+  /**
+   * The hot path of a claimed signal: a fresh paper market order, planned, checked and filled
+   * in memory. Anything else is left, untouched, to the one-by-one path.
+   */
+  async function prepareHot(
+    state: State,
+    claim: Claim,
+    now: Date,
+    ctx: ActorContext<ExecutorCommand>,
+  ): Promise<Prepared> {
+    const { signal } = claim;
+    const broker = state.broker;
+    if (
+      !(broker instanceof PaperBroker) || claim.order !== null || signal.orderType !== "market" ||
+      signal.takeProfit || signal.stopLoss || !signal.symbol || state.breaker.state !== "closed" ||
+      broker.hasResting(signal.symbol)
+    ) {
+      return { kind: "slow", primed: false };
+    }
+    rollDay(state);
+    const limits = RiskLimitsSchema.safeParse(state.account.risk ?? {});
+    // Nothing rests on the symbol, so the price fills nothing and writes nothing.
+    if (signal.price) await onPrice(state, signal.symbol, Number(signal.price), now, ctx);
+    const planned = await plan(state, signal, limits, now, claim);
+    if ("reject" in planned || planned.request.referencePrice === undefined) {
+      return { kind: "slow", primed: true };
+    }
+    const { request } = planned;
+    state.breaker.tryAcquire(); // closed: always allowed
+    // The paper broker is this process's memory: placing has no side effect outside it, so the
+    // order row need not be written before (the exactly-once reason for the 'new' row). If the
+    // batch is never written, the executor crashes and its restart rebuilds the paper book from
+    // the database, where this order does not exist: recovery places it afresh, once.
+    const placing = broker.placeOrder(request);
+    const placed = await placing.catch(() => null);
+    if (!placed || placed.status !== "filled" || (placed.legs?.length ?? 0) > 0) {
+      return { kind: "placed", request, placing, maxAgeMs: maxAge(limits) };
+    }
+    const newOrder = newOrderFor(state, signal, request);
+    const row: OrderRow = {
+      id: newOrder.id,
+      signalId: newOrder.signalId,
+      parentId: null,
+      leg: "entry",
+      clientOrderId: newOrder.clientOrderId,
+      brokerOrderId: null,
+      symbol: newOrder.symbol,
+      side: newOrder.side,
+      quantity: newOrder.quantity,
+      orderType: newOrder.orderType,
+      timeInForce: newOrder.timeInForce,
+      limitPrice: newOrder.limitPrice,
+      stopPrice: newOrder.stopPrice,
+      status: "new",
+      filledQuantity: "0",
+      averageFillPrice: null,
+    };
+    const settled = settle(state, row, placed, signal);
+    return {
+      kind: "hot",
+      fill: { signal, newOrder, row, createdAt: now, placed, settled },
+    };
+  }
+
+  /** Writes the filled run in one transaction, then announces it signal by signal. */
+  async function writeRun(state: State, run: HotFill[], ctx: ActorContext<ExecutorCommand>) {
+    if (run.length === 0) return;
+    const batch: SettledOrder[] = run.map((f) => ({
+      order: f.newOrder,
+      createdAt: f.createdAt,
+      update: f.settled.update,
+    }));
+    await recordSettledOrders(db, batch);
+    for (const f of run) {
+      await breakerResult(state, "success", ctx);
+      announce(state, f.row, f.placed, f.settled);
+    }
+    run.length = 0;
+  }
+
+  function maxAge(limits: ReturnType<typeof RiskLimitsSchema.safeParse>): number {
+    return (limits.success ? limits.data.max_signal_age_seconds : DEFAULT_MAX_SIGNAL_AGE_SECONDS) *
+      1000;
   }
 
   /** Builds the order a signal asks for and checks it against the account's limits. */
@@ -391,10 +633,13 @@ export function executorBehavior(
     attempt: number,
     maxAgeMs: number,
     ctx: ActorContext<ExecutorCommand>,
+    /** The placing already under way (a batch placed the paper order before writing it). */
+    placing?: Promise<BrokerOrder>,
   ) {
     let placed: BrokerOrder;
     try {
-      placed = await state.broker.placeOrder(request, AbortSignal.timeout(PLACE_TIMEOUT_MS));
+      placed = await (placing ??
+        state.broker.placeOrder(request, AbortSignal.timeout(PLACE_TIMEOUT_MS)));
     } catch (error) {
       if (!(error instanceof BrokerError)) throw error;
       let failure = error;
@@ -616,6 +861,22 @@ export function executorBehavior(
     signal: SignalRow | null,
     ctx: ActorContext<ExecutorCommand>,
   ) {
+    const settled = settle(state, order, broker, signal);
+    if (settled.changed) await recordOrderUpdate(db, settled.update);
+    announce(state, order, broker, settled);
+    for (const leg of broker.legs ?? []) await applyLeg(state, order, leg, ctx);
+  }
+
+  /**
+   * The in-memory half of {@linkcode apply}: the update to write for a broker answer, with the
+   * position, last price and day's P&L already moved by its fill.
+   */
+  function settle(
+    state: State,
+    order: OrderRow,
+    broker: BrokerOrder,
+    signal: SignalRow | null,
+  ): Settled {
     const at = broker.updatedAt ?? new Date(clock.now());
     const before = Number(order.filledQuantity);
     const after = Number(broker.filledQuantity);
@@ -688,7 +949,12 @@ export function executorBehavior(
     }
     const changed = delta > 0 || order.status !== broker.status ||
       order.brokerOrderId !== broker.id;
-    if (changed) await recordOrderUpdate(db, update);
+    return { update, changed, tradeEvent };
+  }
+
+  /** After the write: the order as the broker has it, and the events of the change. */
+  function announce(state: State, order: OrderRow, broker: BrokerOrder, settled: Settled) {
+    const { update, changed, tradeEvent } = settled;
     const firstSeen = order.brokerOrderId === null;
     order.status = broker.status;
     order.brokerOrderId = broker.id;
@@ -712,12 +978,11 @@ export function executorBehavior(
       // The broker's first answer creates the trade; every later change (or a fill in that
       // first answer) updates it; a round trip that closes is announced once more.
       if (firstSeen) publish(state, "trade.created", data);
-      if (!firstSeen || delta > 0) publish(state, "trade.updated", data);
+      if (!firstSeen || update.fills.length > 0) publish(state, "trade.updated", data);
       if (tradeEvent) {
         publish(state, tradeEvent, { ...data, realizedPnl: update.fills[0]?.realizedPnl ?? "0" });
       }
     }
-    for (const leg of broker.legs ?? []) await applyLeg(state, order, leg, ctx);
   }
 
   /** A bracket leg the broker opened: written as a child order the first time it is seen. */

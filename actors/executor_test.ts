@@ -9,7 +9,7 @@ import type { Broker, BrokerOrder, OrderRequest } from "../brokers/broker.ts";
 import { PaperBroker, PaperSettingsSchema } from "../brokers/paper.ts";
 import { setAccountKillSwitch, setGlobalKillSwitch } from "../db/accounts.ts";
 import { memoryBreakerStore } from "../db/breaker_store.ts";
-import type { Db, DbEngine } from "../db/client.ts";
+import type { Db, DbEngine, Queryable } from "../db/client.ts";
 import { createOrder } from "../db/executions.ts";
 import type { Delivery, Queue } from "../db/queue.ts";
 import { createKvQueue } from "../db/queue_kv.ts";
@@ -54,6 +54,10 @@ interface HarnessOptions {
   retryGate?: Promise<unknown>;
   /** Start the executor at once (default true); false leaves it to `start()`. */
   run?: boolean;
+  /** Paper settings of the account. */
+  paper?: Record<string, unknown>;
+  /** Wraps the database the executor gets (the harness itself reads the plain one). */
+  wrapDb?: (db: Db) => Db;
 }
 
 /** One executor with everything around it; `await using` tears it all down. */
@@ -127,7 +131,7 @@ async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
     testDb = await createTestDb(options.engine ?? "postgres");
     const db = testDb.db;
     cleanup.unshift(() => testDb![Symbol.asyncDispose]());
-    const trader = await insertTrader(db, { risk: options.risk ?? {} });
+    const trader = await insertTrader(db, { risk: options.risk ?? {}, paper: options.paper });
     let accountId = trader.accountId;
     let alias = "paper";
     if (options.alpaca) {
@@ -155,7 +159,7 @@ async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
     const breakerSaves: CircuitBreakerSnapshot[] = [];
     const alpaca = options.alpaca;
     const deps: ExecutorDeps = {
-      db,
+      db: options.wrapDb?.(db) ?? db,
       bus,
       queue,
       clock,
@@ -983,4 +987,328 @@ Deno.test("executor fails only the signal that hit an unexpected error and goes 
   assert.equal(filled.status, "filled");
   assert.equal(h.actor.status, "running");
   assert.equal((await h.status()).openOrders, 0);
+});
+
+// 9. Batches: a burst to a paper account is written in a few transactions, as if one by one.
+
+interface DbCounts {
+  transactions: number;
+  statements: number;
+}
+
+/** A database that counts what the executor asks of it, and fails the statements `fail` picks. */
+function countingDb(db: Db, counts: DbCounts, fail?: (sql: string) => boolean): Db {
+  const wrap = (q: Queryable): Queryable["query"] =>
+    ((text: string, params?: readonly unknown[]) => {
+      counts.statements++;
+      if (fail?.(text)) return Promise.reject(new Error("Injected failure"));
+      return q.query(text, params);
+    }) as Queryable["query"];
+  return {
+    engine: db.engine,
+    query: wrap(db),
+    transaction(fn) {
+      counts.transactions++;
+      return db.transaction((tx) => fn({ query: wrap(tx) }));
+    },
+    listen: (channel, onNotify) => db.listen(channel, onNotify),
+    ping: (timeoutMs) => db.ping(timeoutMs),
+    close: (timeoutMs) => db.close(timeoutMs),
+  };
+}
+
+/** Hides the paper broker's class, so the executor takes its one-by-one path (the reference). */
+function opaque(broker: Broker): Broker {
+  return {
+    kind: broker.kind,
+    placeOrder: (o, s) => broker.placeOrder(o, s),
+    getOrderByClientId: (id, s) => broker.getOrderByClientId(id, s),
+    getOrder: (id, s) => broker.getOrder(id, s),
+    cancelOrder: (id, s) => broker.cancelOrder(id, s),
+    account: (s) => broker.account(s),
+    positions: (s) => broker.positions(s),
+    clock: (s) => broker.clock(s),
+  };
+}
+
+/** Accepts every payload, then tells all the executes at once (one mailbox burst). */
+async function burst(h: Harness, payloads: Record<string, unknown>[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const p of payloads) ids.push(await h.accept(p));
+  await Promise.all(ids.map((id) => h.execute(id)));
+  for (const id of ids) await h.finished(id);
+  await h.status();
+  return ids;
+}
+
+/** Everything a burst left behind, with ids replaced by the signal's place in the burst. */
+async function outcome(h: Harness, ids: string[]) {
+  const index = new Map(ids.map((id, i) => [id, `#${i}`]));
+  const name = (v: unknown) =>
+    typeof v === "string" ? ids.reduce((s, id, i) => s.replaceAll(id, `#${i}`), v) : v;
+  const rows = (sql: string) => h.db.query<Record<string, unknown>>(sql, [h.accountId]);
+  const signals = await h.db.query(
+    `SELECT id::text, status, reason, dispatched_at IS NOT NULL AS dispatched, ordered_at IS NOT NULL AS ordered,
+            filled_at IS NOT NULL AS filled, finished_at IS NOT NULL AS finished
+     FROM signals WHERE id = ANY($1::text::uuid[])`,
+    [`{${ids.join(",")}}`],
+  );
+  const orders = await rows(
+    `SELECT signal_id::text AS signal, leg, side, quantity::text, order_type, time_in_force, status, broker_status,
+            filled_quantity::text, average_fill_price::text, limit_price::text, stop_price::text, reason,
+            broker_order_id IS NOT NULL AS placed, created_at <= updated_at AS timely,
+            (SELECT jsonb_agg(jsonb_build_array(e ->> 'status', e ->> 'broker_status'))
+               FROM jsonb_array_elements(status_history) e) AS history
+     FROM orders WHERE account_id = $1 ORDER BY signal_id, leg`,
+  );
+  const fills = await rows(
+    `SELECT o.signal_id::text AS signal, f.symbol, f.side, f.quantity::text, f.price::text, f.fee::text,
+            f.realized_pnl::text, f.broker_fill_id = o.broker_order_id || ':' || o.filled_quantity AS fill_id
+     FROM fills f JOIN orders o ON o.id = f.order_id WHERE f.account_id = $1 ORDER BY o.signal_id`,
+  );
+  const positions = await rows(
+    `SELECT p.symbol, p.quantity::text, p.average_price::text, p.realized_pnl::text, p.last_price::text,
+            p.opened_at IS NOT NULL AS opened,
+            p.quantity = 0 OR p.opened_at = (SELECT t.opened_at FROM trades t WHERE t.account_id = p.account_id
+              AND t.symbol = p.symbol AND t.status = 'open') AS opened_with_trade
+     FROM positions p WHERE p.account_id = $1 ORDER BY p.symbol`,
+  );
+  const trades = await rows(
+    `SELECT symbol, direction, quantity::text, entry_price::text, exit_price::text, stop_loss::text,
+            realized_pnl::text, fees::text, status, entry_signal_id::text AS entry, exit_signal_id::text AS exit,
+            closed_at IS NOT NULL AS closed
+     FROM trades WHERE account_id = $1 ORDER BY entry_signal_id`,
+  );
+  const journal = await rows(
+    `SELECT signal_id::text AS signal, order_id IS NOT NULL AS with_order, event, data
+     FROM journal WHERE account_id = $1 ORDER BY id`,
+  );
+  const rename = (r: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, name(v)]));
+  return {
+    signals: signals.map(rename).sort((a, b) => String(a.id).localeCompare(String(b.id))),
+    orders: orders.map(rename).sort((a, b) =>
+      String(a.signal).localeCompare(String(b.signal)) || String(a.leg).localeCompare(String(b.leg))
+    ),
+    fills: fills.map(rename).sort((a, b) => String(a.signal).localeCompare(String(b.signal))),
+    positions,
+    trades: trades.map(rename).sort((a, b) => String(a.entry).localeCompare(String(b.entry))),
+    journal: journal.map((j) => ({
+      ...rename(j),
+      data: rename(j.data as Record<string, unknown>),
+    })),
+    events: h.events.filter((e) => e.signalId && index.has(e.signalId)).map((e) => ({
+      type: e.type,
+      signal: name(e.signalId),
+      data: rename(Object.fromEntries(Object.entries(e.data).filter(([k]) => k !== "orderId"))),
+    })),
+  };
+}
+
+const PAPER = { slippage_bps: 10, fee_per_unit: 0.25 };
+
+/** Opens, resizes, closes, shorts, flips and reopens; a bracket and a signal behind it go one by one. */
+const BURST = [
+  { ticker: "AAPL", action: "buy", quantity: 2, price: 190 },
+  { ticker: "MSFT", action: "sell", quantity: 3, price: 400 },
+  { ticker: "AAPL", action: "buy", quantity: 1, price: 192.5 },
+  { ticker: "AAPL", action: "close", price: 195 },
+  { ticker: "MSFT", action: "buy", quantity: 5, price: 390 },
+  { ticker: "AAPL", action: "buy", quantity: 1, price: 196 },
+  { ticker: "NVDA", action: "buy", quantity: 4, price: 100, stop_loss: 95 },
+  { ticker: "NVDA", action: "buy", quantity: 1, price: 101 },
+  { ticker: "MSFT", action: "close", price: 395.25 },
+  { ticker: "AAPL", action: "sell", quantity: 1, price: 197 },
+  { ticker: "TSLA", action: "sell", quantity: 2, price: 250 },
+  { ticker: "TSLA", action: "sell", quantity: 1, price: 251 },
+];
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: executor writes a burst to a paper account in fewer transactions, exactly as one by one`, async () => {
+    const reference = await (async () => {
+      await using h = await startHarness({ engine, paper: PAPER, wrapBroker: opaque });
+      const ids = await burst(h, BURST);
+      return await outcome(h, ids);
+    })();
+
+    const counts: DbCounts = { transactions: 0, statements: 0 };
+    await using h = await startHarness({
+      engine,
+      paper: PAPER,
+      wrapDb: (db) => countingDb(db, counts),
+    });
+    counts.transactions = counts.statements = 0;
+    const ids = await burst(h, BURST);
+    const batched = await outcome(h, ids);
+
+    assert.deepEqual(batched, reference);
+    // The bracket and the NVDA signal behind it (a stop rests on NVDA) go one by one: three
+    // transactions for them, one for the fills before them and one for those after.
+    assert.ok(
+      counts.transactions < ids.length,
+      `${counts.transactions} transactions for ${ids.length} signals`,
+    );
+    assert.equal(counts.transactions, 5);
+    assert.equal(batched.signals.filter((s) => s.status === "filled").length, ids.length);
+    assert.deepEqual(batched.positions.map((p) => [p.symbol, Number(p.quantity)]), [
+      ["AAPL", 0],
+      ["MSFT", 0],
+      ["NVDA", 5],
+      ["TSLA", -3],
+    ]);
+  });
+}
+
+Deno.test("executor writes a burst of fresh paper market orders in one transaction of a few statements", async () => {
+  const counts: DbCounts = { transactions: 0, statements: 0 };
+  await using h = await startHarness({ wrapDb: (db) => countingDb(db, counts) });
+  counts.transactions = counts.statements = 0;
+  const payloads = Array.from({ length: 40 }, (_, i) => ({
+    ticker: i % 2 ? "AAPL" : "MSFT",
+    action: i % 3 ? "buy" : "sell",
+    quantity: 1 + (i % 4),
+    price: 100 + i,
+  }));
+  const ids = await burst(h, payloads);
+  for (const id of ids) assert.equal((await getSignal(h.db, id))?.status, "filled");
+  assert.equal(counts.transactions, 1);
+  // One claim, then the transaction's statements; none of it grows with the burst.
+  assert.ok(counts.statements <= 8, `${counts.statements} statements`);
+  assert.equal(eventsOf(h, "trade.created").length, ids.length);
+});
+
+Deno.test("executor rejects only the signal of a batch that breaks a risk limit", async () => {
+  await using h = await startHarness({ risk: { max_order_quantity: 10, max_position: 6 } });
+  const ids = await burst(h, [
+    { ticker: "AAPL", action: "buy", quantity: 2, price: 190 },
+    { ticker: "AAPL", action: "buy", quantity: 11, price: 190 },
+    { ticker: "AAPL", action: "buy", quantity: 3, price: 191 },
+    // The position is 5 after the fills before it, in the same batch: 5 + 2 > 6.
+    { ticker: "AAPL", action: "buy", quantity: 2, price: 191 },
+    { ticker: "AAPL", action: "sell", quantity: 1, price: 192 },
+  ]);
+  const statuses = [];
+  for (const id of ids) statuses.push((await getSignal(h.db, id))?.status);
+  assert.deepEqual(statuses, ["filled", "rejected", "filled", "rejected", "filled"]);
+  const reasons = await h.db.query<{ reason: string | null }>(
+    "SELECT reason FROM signals WHERE id = ANY($1::text::uuid[]) AND status = 'rejected' ORDER BY id",
+    [`{${ids.join(",")}}`],
+  );
+  assert.deepEqual(reasons.map((r) => r.reason), [
+    "Quantity 11 exceeds the maximum order quantity of 10",
+    "Position would become 7, beyond the maximum position of 6",
+  ]);
+  assert.deepEqual(await h.orders(ids[1]!), []);
+  assert.deepEqual(await h.orders(ids[3]!), []);
+  const [position] = await h.db.query<{ quantity: string }>(
+    "SELECT quantity::text AS quantity FROM positions WHERE account_id = $1 AND symbol = 'AAPL'",
+    [h.accountId],
+  );
+  assert.equal(num(position?.quantity), 4);
+  assert.deepEqual(
+    h.events.filter((e) => e.type === "signal.rejected" || e.type === "trade.created").map((e) => [
+      e.type,
+      ids.indexOf(e.signalId!),
+    ]),
+    [
+      ["trade.created", 0],
+      ["signal.rejected", 1],
+      ["trade.created", 2],
+      ["signal.rejected", 3],
+      ["trade.created", 4],
+    ],
+  );
+});
+
+Deno.test("executor closes, within one batch, the position a buy of the same batch opened", async () => {
+  const counts: DbCounts = { transactions: 0, statements: 0 };
+  await using h = await startHarness({ wrapDb: (db) => countingDb(db, counts) });
+  counts.transactions = counts.statements = 0;
+  const [buy, close] = await burst(h, [
+    { ticker: "AAPL", action: "buy", quantity: 2, price: 190 },
+    { ticker: "AAPL", action: "close", price: 195 },
+  ]);
+  assert.equal(counts.transactions, 1);
+  assert.equal((await getSignal(h.db, close!))?.status, "filled");
+  const [exit] = await h.orders(close!);
+  assert.equal(exit?.side, "sell");
+  assert.equal(num(exit?.filledQuantity), 2);
+  const trades = await h.db.query<Record<string, string>>(
+    `SELECT status, realized_pnl::text AS pnl, entry_signal_id::text AS entry, exit_signal_id::text AS exit
+     FROM trades WHERE account_id = $1`,
+    [h.accountId],
+  );
+  assert.deepEqual(trades.map((t) => [t.status, num(t.pnl), t.entry, t.exit]), [
+    ["closed", 10, buy, close],
+  ]);
+  assert.deepEqual(eventsOf(h, "trade.closed").map((e) => e.signalId), [close]);
+});
+
+Deno.test("executor crashing on a failed batch write leaves nothing half-written; recovery fills each signal once", async () => {
+  const counts: DbCounts = { transactions: 0, statements: 0 };
+  let failures = 0;
+  await using h = await startHarness({
+    wrapDb: (db) =>
+      countingDb(db, counts, (sql) => {
+        // The batch's journal statement, once: its orders, fills and positions were sent before.
+        if (failures > 0 || !sql.includes("INSERT INTO journal") || !sql.includes("recordset")) {
+          return false;
+        }
+        failures++;
+        return true;
+      }),
+  });
+  const payloads = [
+    { ticker: "AAPL", action: "buy", quantity: 2, price: 190 },
+    { ticker: "AAPL", action: "buy", quantity: 1, price: 191 },
+    { ticker: "MSFT", action: "sell", quantity: 1, price: 400 },
+    { ticker: "AAPL", action: "close", price: 195 },
+  ];
+  const ids: string[] = [];
+  for (const p of payloads) ids.push(await h.accept(p));
+  await Promise.all(ids.map((id) => h.execute(id)));
+  await until(() => h.actor.status === "crashed", "the executor to crash");
+  assert.equal(failures, 1);
+
+  const count = async (sql: string) =>
+    Number((await h.db.query<{ n: string }>(sql, [h.accountId]))[0]?.n);
+  assert.equal(await count("SELECT count(*) AS n FROM orders WHERE account_id = $1"), 0);
+  assert.equal(await count("SELECT count(*) AS n FROM fills WHERE account_id = $1"), 0);
+  assert.equal(await count("SELECT count(*) AS n FROM positions WHERE account_id = $1"), 0);
+  assert.equal(await count("SELECT count(*) AS n FROM trades WHERE account_id = $1"), 0);
+  assert.equal(
+    await count(
+      "SELECT count(*) AS n FROM journal WHERE account_id = $1 AND event <> 'signal.accepted'",
+    ),
+    0,
+  );
+  for (const id of ids) assert.equal((await getSignal(h.db, id))?.status, "executing");
+  assert.equal(eventsOf(h, "trade.created").length, 0);
+
+  // The restart (the supervisor's job) recovers every claimed signal.
+  await h.start();
+  for (const id of ids) assert.equal((await h.finished(id)).status, "filled");
+  // Told again (ingest recovering them too): already done.
+  for (const id of ids) await h.execute(id, { recovering: true });
+  await h.execute(ids[0]!);
+  await h.status();
+  for (const id of ids) {
+    assert.equal((await h.orders(id)).length, 1);
+    assert.deepEqual(
+      (await h.journal(id)).map((j) => j.event),
+      ["signal.accepted", "order.created", "order.updated", "order.filled", "signal.filled"],
+    );
+    assert.equal(eventsOf(h, "trade.created", id).length, 1);
+  }
+  assert.equal(await count("SELECT count(*) AS n FROM fills WHERE account_id = $1"), ids.length);
+  const positions = await h.db.query<{ symbol: string; quantity: string }>(
+    "SELECT symbol, quantity::text AS quantity FROM positions WHERE account_id = $1 ORDER BY symbol",
+    [h.accountId],
+  );
+  assert.deepEqual(positions.map((p) => [p.symbol, num(p.quantity)]), [["AAPL", 0], ["MSFT", -1]]);
+  const trades = await h.db.query<{ status: string }>(
+    "SELECT status FROM trades WHERE account_id = $1 ORDER BY opened_at, id",
+    [h.accountId],
+  );
+  assert.deepEqual(trades.map((t) => t.status).sort(), ["closed", "open"]);
 });

@@ -191,6 +191,14 @@ export class PaperBroker implements Broker {
     return [...changed.values()].map((o) => this.#copy(o));
   }
 
+  /** True when an order on `symbol` rests in the book (a price may fill or trigger it). */
+  hasResting(symbol: string): boolean {
+    for (const resting of this.#resting.values()) {
+      if (resting.order.symbol === symbol) return true;
+    }
+    return false;
+  }
+
   getOrderByClientId(clientOrderId: string): Promise<BrokerOrder | null> {
     const id = this.#byClientId.get(clientOrderId);
     return Promise.resolve(id ? this.#copy(this.#orders.get(id)!) : null);

@@ -106,7 +106,44 @@ export async function claimForExecution(
      FROM claimed c LEFT JOIN orders o ON o.client_order_id = c.id::text`,
     [signalId, now, states, accountId],
   );
-  if (!row) return null;
+  return row ? claimFromRow(row) : null;
+}
+
+/**
+ * Claims many fresh signals (`accepted` → `executing`) in ONE statement, with the same
+ * semantics as {@linkcode claimForExecution} for each; returns the claims by signal id (a
+ * signal that is not claimable is absent).
+ */
+export async function claimBatchForExecution(
+  db: Queryable,
+  signalIds: readonly string[],
+  accountId: string,
+  now: Date,
+): Promise<Map<string, Claim>> {
+  const claims = new Map<string, Claim>();
+  if (signalIds.length === 0) return claims;
+  const rows = await db.query<Record<string, unknown>>(
+    `WITH claimed AS (
+       UPDATE signals SET status = 'executing', dispatched_at = COALESCE(dispatched_at, $2)
+       WHERE id = ANY($1::text::uuid[]) AND status = 'accepted'
+       RETURNING ${SIGNAL_ROW_COLUMNS}
+     )
+     SELECT c.*,
+            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = $3), true) AS "accountKillSwitch",
+            COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
+              AS "globalKillSwitch",
+            ${CLAIMED_ORDER}
+     FROM claimed c LEFT JOIN orders o ON o.client_order_id = c.id::text`,
+    [`{${signalIds.join(",")}}`, now, accountId],
+  );
+  for (const row of rows) {
+    const claim = claimFromRow(row);
+    claims.set(claim.signal.id, claim);
+  }
+  return claims;
+}
+
+function claimFromRow(row: Record<string, unknown>): Claim {
   const signal: Record<string, unknown> = {};
   const order: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) {
@@ -545,4 +582,370 @@ export async function journal(
       entry.at,
     ],
   );
+}
+
+/** One order that was created and answered in the same breath (the paper broker's market fill). */
+export interface SettledOrder {
+  /** The order as {@linkcode createOrder} would have written it, at `createdAt`. */
+  order: NewOrder;
+  createdAt: Date;
+  /** What {@linkcode recordOrderUpdate} would have written for the broker's answer. */
+  update: OrderUpdate;
+}
+
+interface TradeTarget {
+  kind: "existing" | "new";
+  open: boolean;
+  touched: boolean;
+  id?: string;
+  symbol: string;
+  direction?: "long" | "short";
+  quantity: string | null;
+  entryPrice: string | null;
+  stopLoss?: string | null;
+  entrySignalId?: string | null;
+  openedAt?: Date;
+  fees: string[];
+  realized: string[];
+  exitPrice: string | null;
+  exitSignalId: string | null;
+  closedAt: Date | null;
+}
+
+/**
+ * Writes many orders that were created and settled in the executor's memory, in ONE
+ * transaction of a fixed number of multi-row statements (however many orders): the rows,
+ * fills, positions, trades, signal states and journal entries end up exactly as
+ * {@linkcode createOrder} followed by {@linkcode recordOrderUpdate} would have left them, one
+ * order after the other, in the order given.
+ */
+export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]): Promise<void> {
+  if (batch.length === 0) return;
+  const { userId, accountId } = batch[0]!.update;
+  const iso = (d: Date) => d.toISOString();
+  const orders: Record<string, unknown>[] = [];
+  const fills: Record<string, unknown>[] = [];
+  const signals: Record<string, unknown>[] = [];
+  const journal: Record<string, unknown>[] = [];
+  const positions = new Map<string, Record<string, unknown>>();
+  const existingTrades = new Map<string, TradeTarget>();
+  const newTrades: TradeTarget[] = [];
+  const log = (
+    e: { signalId: string | null; orderId: string; event: string; data: unknown; at: Date },
+  ) =>
+    journal.push({
+      n: journal.length,
+      signal_id: e.signalId,
+      order_id: e.orderId,
+      event: e.event,
+      data: e.data,
+      at: iso(e.at),
+    });
+
+  for (const { order: o, createdAt, update: u } of batch) {
+    if (u.userId !== userId || u.accountId !== accountId || o.id !== u.orderId) {
+      throw new Error(
+        "Cannot record settled orders: they must be of one account, each with its update",
+      );
+    }
+    orders.push({
+      id: o.id,
+      signal_id: o.signalId,
+      parent_id: o.parentId,
+      leg: o.leg,
+      client_order_id: o.clientOrderId,
+      broker_order_id: u.brokerOrderId,
+      symbol: o.symbol,
+      side: o.side,
+      quantity: o.quantity,
+      order_type: o.orderType,
+      time_in_force: o.timeInForce,
+      limit_price: o.limitPrice,
+      stop_price: o.stopPrice,
+      status: u.status,
+      broker_status: u.brokerStatus,
+      filled_quantity: u.filledQuantity,
+      average_fill_price: u.averageFillPrice,
+      reason: u.reason,
+      created_at: iso(createdAt),
+      updated_at: iso(u.at),
+    });
+    // createOrder's journal entry, then recordOrderUpdate's, in the order its statements ran.
+    log({
+      signalId: o.signalId,
+      orderId: o.id,
+      event: "order.created",
+      data: {
+        client_order_id: o.clientOrderId,
+        symbol: o.symbol,
+        side: o.side,
+        quantity: o.quantity,
+        type: o.orderType,
+        leg: o.leg,
+      },
+      at: createdAt,
+    });
+    log({
+      signalId: u.signalId,
+      orderId: o.id,
+      event: "order.updated",
+      data: {
+        status: u.status,
+        broker_status: u.brokerStatus,
+        filled_quantity: u.filledQuantity,
+        average_fill_price: u.averageFillPrice,
+        reason: u.reason,
+      },
+      at: u.at,
+    });
+    for (const f of u.fills) {
+      fills.push({
+        id: f.id,
+        order_id: o.id,
+        broker_fill_id: f.brokerFillId,
+        symbol: u.symbol,
+        side: u.side,
+        quantity: f.quantity,
+        price: f.price,
+        fee: f.fee,
+        realized_pnl: f.realizedPnl,
+        filled_at: iso(f.at),
+      });
+      log({
+        signalId: u.signalId,
+        orderId: o.id,
+        event: "order.filled",
+        data: { quantity: f.quantity, price: f.price, fee: f.fee, realized_pnl: f.realizedPnl },
+        at: f.at,
+      });
+    }
+    if (u.position) {
+      const previous = positions.get(u.symbol);
+      positions.set(u.symbol, {
+        symbol: u.symbol,
+        quantity: u.position.quantity,
+        average_price: u.position.averagePrice,
+        realized_pnl: u.position.realizedPnl,
+        last_price: u.position.lastPrice,
+        // recordOrderUpdate moves opened_at when the stored position was flat, which is
+        // exactly when the fill opens a round trip; otherwise the stored value stays.
+        opened_at: u.trade?.kind === "open" ? iso(u.at) : previous?.opened_at ?? null,
+        updated_at: iso(u.at),
+      });
+    }
+    if (u.trade) settleTrade(u, existingTrades, newTrades);
+    const terminal = u.signalStatus && ["filled", "rejected", "failed", "canceled"].includes(
+      u.signalStatus.status,
+    );
+    signals.push({
+      id: o.signalId,
+      ordered: o.leg === "entry",
+      ordered_at: iso(createdAt),
+      status: u.signalStatus?.status ?? null,
+      reason: u.signalStatus?.reason ?? null,
+      terminal: terminal ?? false,
+      at: iso(u.at),
+    });
+    if (u.signalId && u.signalStatus) {
+      log({
+        signalId: u.signalId,
+        orderId: o.id,
+        event: `signal.${u.signalStatus.status}`,
+        data: u.signalStatus.reason ? { reason: u.signalStatus.reason } : {},
+        at: u.at,
+      });
+    }
+  }
+
+  const json = (rows: unknown[]) => JSON.stringify(rows);
+  const trade = (t: TradeTarget) => ({
+    id: t.id ?? null,
+    symbol: t.symbol,
+    direction: t.direction ?? null,
+    quantity: t.quantity,
+    entry_price: t.entryPrice,
+    stop_loss: t.stopLoss ?? null,
+    entry_signal_id: t.entrySignalId ?? null,
+    opened_at: t.openedAt ? iso(t.openedAt) : null,
+    fees: t.fees,
+    realized: t.realized,
+    closed: !t.open,
+    exit_price: t.exitPrice,
+    exit_signal_id: t.exitSignalId,
+    closed_at: t.closedAt ? iso(t.closedAt) : null,
+  });
+  const existing = [...existingTrades.values()].filter((t) => t.touched).map(trade);
+
+  await db.transaction(async (tx) => {
+    // Sent together and pipelined on the transaction's connection; they run in this order
+    // (orders before their fills, the stored open trade before the new ones, journal last).
+    const statements: Promise<unknown>[] = [];
+    statements.push(tx.query(
+      `INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, broker_order_id, symbol,
+                           side, quantity, order_type, time_in_force, limit_price, stop_price, status, broker_status,
+                           filled_quantity, average_fill_price, reason, status_history, created_at, updated_at)
+       SELECT x.id, $2, $3, x.signal_id, x.parent_id, x.leg, x.client_order_id, x.broker_order_id, x.symbol, x.side,
+              x.quantity, x.order_type, x.time_in_force, x.limit_price, x.stop_price, x.status, x.broker_status,
+              x.filled_quantity, x.average_fill_price, x.reason,
+              CASE WHEN x.status = 'new' THEN jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at))
+                ELSE jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at),
+                  jsonb_build_object('status', x.status, 'broker_status', x.broker_status, 'at', x.updated_at)) END,
+              x.created_at, x.updated_at
+       FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, signal_id uuid, parent_id uuid, leg text,
+              client_order_id text, broker_order_id text, symbol text, side text, quantity numeric, order_type text,
+              time_in_force text, limit_price numeric, stop_price numeric, status text, broker_status text,
+              filled_quantity numeric, average_fill_price numeric, reason text, created_at timestamptz,
+              updated_at timestamptz)`,
+      [json(orders), userId, accountId],
+    ));
+    if (fills.length > 0) {
+      statements.push(tx.query(
+        `INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee,
+                            realized_pnl, filled_at)
+         SELECT x.id, x.order_id, $2, $3, x.broker_fill_id, x.symbol, x.side, x.quantity, x.price, x.fee,
+                x.realized_pnl, x.filled_at
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, order_id uuid, broker_fill_id text, symbol text,
+                side text, quantity numeric, price numeric, fee numeric, realized_pnl numeric, filled_at timestamptz)`,
+        [json(fills), userId, accountId],
+      ));
+    }
+    if (positions.size > 0) {
+      statements.push(tx.query(
+        `INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, realized_pnl, last_price,
+                                opened_at, updated_at)
+         SELECT $2, x.symbol, $3, x.quantity, x.average_price, x.realized_pnl, x.last_price, x.opened_at,
+                x.updated_at
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(symbol text, quantity numeric, average_price numeric,
+                realized_pnl numeric, last_price numeric, opened_at timestamptz, updated_at timestamptz)
+         ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity,
+           average_price = EXCLUDED.average_price, realized_pnl = EXCLUDED.realized_pnl,
+           last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at,
+           opened_at = COALESCE(EXCLUDED.opened_at, positions.opened_at)`,
+        [json([...positions.values()]), accountId, userId],
+      ));
+    }
+    if (existing.length > 0) {
+      statements.push(tx.query(
+        `UPDATE trades t SET quantity = COALESCE(x.quantity, t.quantity),
+                entry_price = COALESCE(x.entry_price, t.entry_price),
+                fees = t.fees + (SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.fees) v),
+                realized_pnl = t.realized_pnl + (SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.realized) v),
+                status = CASE WHEN x.closed THEN 'closed' ELSE t.status END,
+                exit_price = CASE WHEN x.closed THEN x.exit_price ELSE t.exit_price END,
+                exit_signal_id = CASE WHEN x.closed THEN x.exit_signal_id ELSE t.exit_signal_id END,
+                closed_at = CASE WHEN x.closed THEN x.closed_at ELSE t.closed_at END
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(symbol text, quantity numeric, entry_price numeric,
+                fees jsonb, realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid,
+                closed_at timestamptz)
+         WHERE t.account_id = $2 AND t.symbol = x.symbol AND t.status = 'open'`,
+        [json(existing), accountId],
+      ));
+    }
+    if (newTrades.length > 0) {
+      statements.push(tx.query(
+        `INSERT INTO trades (id, user_id, account_id, symbol, direction, quantity, entry_price, stop_loss, status,
+                             entry_signal_id, opened_at, realized_pnl, fees, exit_price, exit_signal_id, closed_at)
+         SELECT x.id, $2, $3, x.symbol, x.direction, x.quantity, x.entry_price, x.stop_loss,
+                CASE WHEN x.closed THEN 'closed' ELSE 'open' END, x.entry_signal_id, x.opened_at,
+                0 + COALESCE((SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.realized) v), 0),
+                0 + COALESCE((SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.fees) v), 0),
+                x.exit_price, x.exit_signal_id, x.closed_at
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, symbol text, direction text, quantity numeric,
+                entry_price numeric, stop_loss numeric, entry_signal_id uuid, opened_at timestamptz, fees jsonb,
+                realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid, closed_at timestamptz)`,
+        [json(newTrades.map(trade)), userId, accountId],
+      ));
+    }
+    statements.push(tx.query(
+      `UPDATE signals s SET ordered_at = CASE WHEN x.ordered THEN x.ordered_at ELSE s.ordered_at END,
+              status = COALESCE(x.status, s.status), reason = CASE WHEN x.status IS NULL THEN s.reason
+                ELSE COALESCE(x.reason, s.reason) END,
+              filled_at = CASE WHEN x.status = 'filled' THEN COALESCE(s.filled_at, x.at) ELSE s.filled_at END,
+              finished_at = CASE WHEN x.terminal THEN COALESCE(s.finished_at, x.at) ELSE s.finished_at END
+       FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, ordered boolean, ordered_at timestamptz, status text,
+              reason text, terminal boolean, at timestamptz)
+       WHERE s.id = x.id`,
+      [json(signals.filter((s) => s.id !== null))],
+    ));
+    statements.push(tx.query(
+      `INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+       SELECT $2, $3, x.signal_id, x.order_id, x.event, x.data, x.at
+       FROM jsonb_to_recordset($1::text::jsonb) AS x(n int, signal_id uuid, order_id uuid, event text, data jsonb,
+              at timestamptz)
+       ORDER BY x.n`,
+      [json(journal), userId, accountId],
+    ));
+    await Promise.all(statements);
+  });
+}
+
+/**
+ * Replays one update's trade bookkeeping on the batch's picture of the account's trades, the
+ * way recordTrade's statements would change the rows one update after the other: a close or a
+ * resize applies to every trade open at that moment (the stored one, or one this batch opened).
+ */
+function settleTrade(
+  u: OrderUpdate,
+  existing: Map<string, TradeTarget>,
+  created: TradeTarget[],
+): void {
+  const t = u.trade!;
+  let stored = existing.get(u.symbol);
+  if (!stored) {
+    stored = {
+      kind: "existing",
+      open: true,
+      touched: false,
+      symbol: u.symbol,
+      quantity: null,
+      entryPrice: null,
+      fees: [],
+      realized: [],
+      exitPrice: null,
+      exitSignalId: null,
+      closedAt: null,
+    };
+    existing.set(u.symbol, stored);
+  }
+  const open = [stored, ...created.filter((c) => c.symbol === u.symbol)].filter((c) => c.open);
+  if (t.kind === "close" || t.kind === "flip") {
+    for (const c of open) {
+      c.touched = true;
+      c.open = false;
+      c.exitPrice = t.exitPrice;
+      c.realized.push(t.realizedPnl);
+      c.fees.push(t.fees);
+      c.exitSignalId = u.signalId;
+      c.closedAt = u.at;
+    }
+  }
+  if (t.kind === "open" || t.kind === "flip") {
+    created.push({
+      kind: "new",
+      open: true,
+      touched: true,
+      id: t.id,
+      symbol: u.symbol,
+      direction: t.direction,
+      quantity: t.quantity,
+      entryPrice: t.entryPrice,
+      stopLoss: t.kind === "open" ? t.stopLoss : null,
+      entrySignalId: u.signalId,
+      openedAt: u.at,
+      fees: [],
+      realized: [],
+      exitPrice: null,
+      exitSignalId: null,
+      closedAt: null,
+    });
+  }
+  if (t.kind === "resize") {
+    for (const c of open) {
+      c.touched = true;
+      c.quantity = t.quantity;
+      c.entryPrice = t.entryPrice;
+      c.fees.push(t.fees);
+      c.realized.push(t.realizedPnl);
+    }
+  }
 }
