@@ -57,11 +57,14 @@ export function round(n: number): number {
   return Math.round(n * 1e10) / 1e10;
 }
 
+/** Plain decimal notation with up to 10 fraction digits; built once (constructing one is slow). */
+const PLAIN = new Intl.NumberFormat("en-US", { useGrouping: false, maximumFractionDigits: 10 });
+
 /** A number as a plain decimal string for a `numeric` column. */
 export function toDecimal(n: number): string {
   const r = round(n);
-  return (r === 0 ? 0 : r).toLocaleString("en-US", {
-    useGrouping: false,
-    maximumFractionDigits: 10,
-  });
+  if (r === 0) return "0"; // never "-0" in a record
+  // String() is the shortest exact form and fast; only very small or large values use an exponent.
+  const text = String(r);
+  return text.includes("e") ? PLAIN.format(r) : text;
 }

@@ -35,3 +35,16 @@ Deno.test("float noise is rounded away and decimals print plainly", () => {
   assert.equal(toDecimal(1e-7), "0.0000001");
   assert.equal(toDecimal(-0), "0", "no negative zero in a record");
 });
+
+Deno.test("toDecimal prints every magnitude plainly, never with an exponent", () => {
+  const cases: Array<[number, string]> = [
+    [190.12, "190.12"],
+    [1e21, "1000000000000000000000"],
+    [123456789012.5, "123456789012.5"],
+    [0.00000012345, "0.0000001235"],
+    [-2.5e-7, "-0.00000025"],
+    [96.66666666666667, "96.6666666667"],
+    [-0.00000000001, "0"],
+  ];
+  for (const [n, text] of cases) assert.equal(toDecimal(n), text, String(n));
+});

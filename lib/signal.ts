@@ -18,6 +18,7 @@
  */
 import { z } from "zod";
 import type { OrderSide, OrderType, TimeInForce } from "../brokers/broker.ts";
+import { toDecimal } from "./positions.ts";
 
 /** Largest webhook body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -145,7 +146,7 @@ const decimal = (what: string) =>
 
 function numberToDecimal(n: number): string | null {
   if (!Number.isFinite(n)) return null;
-  return n.toLocaleString("en-US", { useGrouping: false, maximumFractionDigits: 10 });
+  return toDecimal(n);
 }
 
 function stripZeros(text: string): string {
