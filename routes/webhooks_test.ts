@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { createTestApp } from "../tests/_app.ts";
+import { createTestDb } from "../tests/_db.ts";
+import { insertTrader } from "../tests/_fixtures.ts";
+
+function post(app: ReturnType<typeof createTestApp>["app"], body: unknown, ip?: string) {
+  return app.request("/api/v1/webhooks/tradingview", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(ip ? { "x-forwarded-for": ip } : {}) },
+    body: JSON.stringify(body),
+  });
+}
+
+Deno.test("with WEBHOOK_ALLOWED_IPS=tradingview only TradingView's addresses may post, before any lookup", async () => {
+  await using t = await createTestDb("pglite");
+  const trader = await insertTrader(t.db);
+  await using test = createTestApp({
+    db: t.db,
+    env: { WEBHOOK_ALLOWED_IPS: "tradingview,10.1.2.3", TRUST_PROXY: "true" },
+  });
+  const alert = { key: trader.key, ticker: "AAPL", action: "buy", quantity: 1, price: 190 };
+
+  const refused = await post(test.app, alert, "203.0.113.9");
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).error.code, "FORBIDDEN");
+
+  for (const ip of ["52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7", "10.1.2.3"]) {
+    const res = await post(test.app, { ...alert, id: `from-${ip}` }, ip);
+    assert.equal(res.status, 202, `${ip} is allowed`);
+  }
+  const [{ n }] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM signals") as [
+    { n: number },
+  ];
+  assert.equal(n, 5, "the refused request stored nothing");
+  assert.equal(test.dispatched.length, 5, "each accepted signal was dispatched to ingest");
+});
+
+Deno.test("without an allowlist any address may post", async () => {
+  await using t = await createTestDb("pglite");
+  const trader = await insertTrader(t.db);
+  await using test = createTestApp({ db: t.db });
+  const res = await post(test.app, {
+    key: trader.key,
+    ticker: "AAPL",
+    action: "buy",
+    quantity: 1,
+    price: 1,
+  }, "203.0.113.9");
+  assert.equal(res.status, 202);
+  const event = test.events.find((e) => e.type === "signal.received");
+  assert.equal(event?.userId, trader.userId);
+});
