@@ -23,7 +23,7 @@ import { kvPath } from "./db/paths.ts";
 import { databaseOptions } from "./db/open.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import { createLogger, type Logger, serializeError } from "./lib/log.ts";
-import { createMemoryRateLimiter } from "./lib/rate_limit.ts";
+import { createAppLimiters } from "./lib/rate_limit.ts";
 import { createApp } from "./routes/mod.ts";
 
 /** A running trendedge. */
@@ -149,16 +149,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       clock,
       startedAt,
       queue,
-      rateLimiter: createMemoryRateLimiter({
-        limit: config.rateLimitPerMinute,
-        windowMs: 60_000,
+      ...createAppLimiters(
+        { apiPerMinute: config.rateLimitPerMinute, webhookPerMinute: config.webhook.ratePerMinute },
         clock,
-      }),
-      webhookLimiter: createMemoryRateLimiter({
-        limit: config.webhook.ratePerMinute,
-        windowMs: 60_000,
-        clock,
-      }),
+      ),
       bus,
       ingest: ingest.ref,
       probes: {

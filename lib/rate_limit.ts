@@ -72,3 +72,18 @@ export function createMemoryRateLimiter(options: MemoryRateLimiterOptions): Rate
     },
   };
 }
+
+/** The limiters the HTTP app uses: per client address on the API, per key on webhooks. */
+export function createAppLimiters(
+  limits: { apiPerMinute: number; webhookPerMinute: number },
+  clock: Clock,
+): { rateLimiter: RateLimiter; webhookLimiter: RateLimiter } {
+  return {
+    rateLimiter: createMemoryRateLimiter({ limit: limits.apiPerMinute, windowMs: 60_000, clock }),
+    webhookLimiter: createMemoryRateLimiter({
+      limit: limits.webhookPerMinute,
+      windowMs: 60_000,
+      clock,
+    }),
+  };
+}

@@ -3,7 +3,7 @@ import { loadConfig } from "../config.ts";
 import type { Db } from "../db/client.ts";
 import { FakeClock } from "../lib/clock.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
-import { createMemoryRateLimiter } from "../lib/rate_limit.ts";
+import { createAppLimiters } from "../lib/rate_limit.ts";
 import type { AppDeps } from "../routes/_env.ts";
 import { createActor } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
@@ -41,16 +41,10 @@ export function createTestApp(options: TestAppOptions) {
     db: options.db,
     clock,
     startedAt: clock.now(),
-    rateLimiter: createMemoryRateLimiter({
-      limit: config.rateLimitPerMinute,
-      windowMs: 60_000,
+    ...createAppLimiters(
+      { apiPerMinute: config.rateLimitPerMinute, webhookPerMinute: config.webhook.ratePerMinute },
       clock,
-    }),
-    webhookLimiter: createMemoryRateLimiter({
-      limit: config.webhook.ratePerMinute,
-      windowMs: 60_000,
-      clock,
-    }),
+    ),
     bus,
     ingest: ingest.ref,
     probes: options.probes ?? {
