@@ -53,6 +53,14 @@ export interface OpenDbOptions {
   prepare?: boolean;
   statementTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /**
+   * Client-side deadline of a query, waiting for a connection included (default: the statement
+   * timeout + 5 s). postgres.js reconnects forever when connections are accepted and then
+   * dropped; without this a query would wait out such an outage instead of failing.
+   */
+  queryTimeoutMs?: number;
+  /** The same for a whole transaction (default: four statement timeouts). */
+  transactionTimeoutMs?: number;
 }
 
 /** Opens the database that the options name: postgres.js when `url` is set, else PGlite. */

@@ -139,3 +139,44 @@ Deno.test("a second opener of the same embedded data dir is refused until the fi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("postgres queries and transactions fail as unavailable at their deadline when connections are accepted then dropped", async () => {
+  const { startTcpProxy } = await import("../tests/_tcp_proxy.ts");
+  await using t = await createTestDb("postgres", { migrate: false });
+  const target = new URL(t.url!);
+  await using proxy = startTcpProxy({
+    hostname: target.hostname,
+    port: Number(target.port || 5432),
+  });
+  const via = new URL(t.url!);
+  via.port = String(proxy.port);
+  const db = openPostgres(via.toString(), {
+    poolSize: 1,
+    queryTimeoutMs: 800,
+    transactionTimeoutMs: 800,
+  });
+  try {
+    assert.equal((await db.query<{ n: number }>("SELECT 1 AS n"))[0]?.n, 1);
+    proxy.cut();
+    const started = performance.now();
+    const error = await db.query("SELECT 1").then(() => undefined, (e) => e);
+    assert.ok(isDbUnavailable(error), String(error));
+    assert.ok(
+      performance.now() - started < 5_000,
+      "it failed at its deadline, not after a long hang",
+    );
+    const txError = await db.transaction((tx) => tx.query("SELECT 1")).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(isDbUnavailable(txError), String(txError));
+    proxy.restore();
+    let back = false;
+    for (let i = 0; i < 50 && !back; i++) {
+      back = await db.query("SELECT 1").then(() => true, () => false);
+    }
+    assert.ok(back, "queries succeed again once the database is reachable");
+  } finally {
+    await db.close(1000);
+  }
+});

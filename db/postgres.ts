@@ -26,21 +26,29 @@ export function openPostgres(url: string, options: OpenDbOptions = {}): Db {
     },
   });
   let closed = false;
+  const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
+  const queryTimeoutMs = options.queryTimeoutMs ?? statementTimeoutMs + 5_000;
+  const transactionTimeoutMs = options.transactionTimeoutMs ?? statementTimeoutMs * 4;
   // `unsafe` ignores the pool's `prepare` and defaults to unnamed statements: every query
   // would be parsed and planned again, in two round trips. Pass it on explicitly.
   const prepare = { prepare: options.prepare ?? true };
   const query = async <T extends Row>(text: string, params?: readonly unknown[]) =>
-    (await sql.unsafe(text, (params ?? []) as never[], prepare)) as unknown as T[];
+    (await withTimeout(
+      sql.unsafe(text, (params ?? []) as never[], prepare).execute(),
+      queryTimeoutMs,
+      "a query",
+    )) as unknown as T[];
   return {
     engine: "postgres",
     query,
     transaction<T>(fn: (tx: { query: typeof query }) => Promise<T>) {
-      return sql.begin((tx) =>
+      const run = sql.begin((tx) =>
         fn({
           query: async <R extends Row>(text: string, params?: readonly unknown[]) =>
             (await tx.unsafe(text, (params ?? []) as never[], prepare)) as unknown as R[],
         })
       ) as Promise<T>;
+      return withTimeout(run, transactionTimeoutMs, "a transaction");
     },
     async listen(channel, onNotify) {
       const { unlisten } = await sql.listen(channel, onNotify);
