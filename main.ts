@@ -11,7 +11,7 @@ import { ingestBehavior, type IngestCommand } from "./actors/ingest.ts";
 import type { Broker } from "./brokers/broker.ts";
 import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
-import { kvBreakerStore } from "./db/breaker_store.ts";
+import { kvBreakerStore, storedBreakerState } from "./db/breaker_store.ts";
 import type { ExecutorAccount } from "./db/executions.ts";
 import { type Cipher, createCipher } from "./lib/crypto.ts";
 import { EventBus } from "./lib/events.ts";
@@ -155,6 +155,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ),
       bus,
       ingest: ingest.ref,
+      breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
       probes: {
         database: async () => ({ engine: db.engine, ping_ms: round(await db.ping(2_000)) }),
         kv: async () => {

@@ -1,5 +1,6 @@
 /** Circuit breaker state per broker account, kept in Deno KV so a restart keeps an open breaker open. */
-import type { CircuitBreakerSnapshot } from "../lib/circuit_breaker.ts";
+import { CircuitBreaker, type CircuitBreakerSnapshot, type CircuitState } from "../lib/circuit_breaker.ts";
+import type { Clock } from "../lib/clock.ts";
 
 /** Loads and saves breaker snapshots. */
 export interface BreakerStore {
@@ -34,4 +35,10 @@ export function memoryBreakerStore(): BreakerStore {
       return Promise.resolve();
     },
   };
+}
+
+/** The state of an account's breaker as stored ("closed" when it never failed). */
+export async function storedBreakerState(store: BreakerStore, accountId: string, clock: Clock): Promise<CircuitState> {
+  const snapshot = await store.load(accountId);
+  return snapshot ? CircuitBreaker.restore(snapshot, { clock }).state : "closed";
 }

@@ -25,6 +25,8 @@ export interface AppDeps {
   /** Per webhook key (WEBHOOK_RATE_LIMIT_PER_MINUTE). */
   webhookLimiter: RateLimiter;
   bus: EventBus;
+  /** The circuit breaker state of a broker account. */
+  breakerState(accountId: string): Promise<"closed" | "open" | "half_open">;
   /** Accepted signals are told to ingest, which routes them to their executor. */
   ingest: ActorRef<IngestCommand>;
   queue?: Queue;

@@ -296,6 +296,7 @@ Deno.test("OpenAPI document and Swagger UI are served outside production only", 
   const doc = await (await app.request("/openapi.json")).json();
   assert.equal(doc.openapi, "3.1.0");
   assert.deepEqual(Object.keys(doc.paths).sort(), [
+    "/api/v1/accounts",
     "/api/v1/auth/login",
     "/api/v1/kill-switch",
     "/api/v1/orders",

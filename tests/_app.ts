@@ -8,6 +8,7 @@ import type { AppDeps } from "../routes/_env.ts";
 import { createActor } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
 import { EventBus, type PipelineEvent } from "../lib/events.ts";
+import { type BreakerStore, memoryBreakerStore, storedBreakerState } from "../db/breaker_store.ts";
 import { createApp } from "../routes/mod.ts";
 
 /** Options of {@linkcode createTestApp}. */
@@ -15,6 +16,7 @@ export interface TestAppOptions {
   db: Db;
   env?: Record<string, string>;
   probes?: AppDeps["probes"];
+  breakers?: BreakerStore;
 }
 
 /** An app plus the log lines it wrote, the clock it reads, the events and dispatches it made. */
@@ -23,6 +25,7 @@ export function createTestApp(options: TestAppOptions) {
   const { log, lines } = memoryLogger("debug");
   const clock = new FakeClock();
   const bus = new EventBus(log);
+  const breakers = options.breakers ?? memoryBreakerStore();
   const events: PipelineEvent[] = [];
   bus.subscribe((e) => events.push(e));
   // A real actor that records what the routes dispatch (no executors in HTTP tests).
@@ -47,6 +50,7 @@ export function createTestApp(options: TestAppOptions) {
     ),
     bus,
     ingest: ingest.ref,
+    breakerState: (accountId) => storedBreakerState(breakers, accountId, clock),
     probes: options.probes ?? {
       database: async () => ({ ping_ms: await options.db.ping(1000) }),
     },
