@@ -1,5 +1,9 @@
 /** Circuit breaker state per broker account, kept in Deno KV so a restart keeps an open breaker open. */
-import { CircuitBreaker, type CircuitBreakerSnapshot, type CircuitState } from "../lib/circuit_breaker.ts";
+import {
+  CircuitBreaker,
+  type CircuitBreakerSnapshot,
+  type CircuitState,
+} from "../lib/circuit_breaker.ts";
 import type { Clock } from "../lib/clock.ts";
 
 /** Loads and saves breaker snapshots. */
@@ -38,7 +42,11 @@ export function memoryBreakerStore(): BreakerStore {
 }
 
 /** The state of an account's breaker as stored ("closed" when it never failed). */
-export async function storedBreakerState(store: BreakerStore, accountId: string, clock: Clock): Promise<CircuitState> {
+export async function storedBreakerState(
+  store: BreakerStore,
+  accountId: string,
+  clock: Clock,
+): Promise<CircuitState> {
   const snapshot = await store.load(accountId);
   return snapshot ? CircuitBreaker.restore(snapshot, { clock }).state : "closed";
 }
