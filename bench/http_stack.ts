@@ -24,7 +24,16 @@ import {
   runOpenLoop,
 } from "./_load.ts";
 import { cpuBetween, type CpuUse, sampleCpu } from "./_cpu.ts";
-import { ms, percent, rate, ratio, writeLine, writeTable } from "./_report.ts";
+import {
+  latencyColumns,
+  median,
+  ms,
+  percent,
+  rate,
+  ratio,
+  writeLine,
+  writeTable,
+} from "./_report.ts";
 import { type BenchServer, spawnServer } from "./_spawn.ts";
 
 /** Fixed rates for the open-loop runs; each runs REPS times for RUN_MS. */
@@ -127,12 +136,6 @@ async function search(
   return { found, cpu };
 }
 
-function median(values: number[]): number {
-  const sorted = values.toSorted((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** The median p99 of some runs. */
 function p99(runs: Run[]): number {
   return median(runs.map((r) => r.result.latencyMs.p99));
@@ -169,16 +172,8 @@ function serverMicros(runs: Run[]): number {
 function row(label: string, target: number, runs: Run[] | undefined): string[] {
   if (!runs || runs.length === 0) return [label, rate(target), "skipped"];
   const of = (f: (r: OpenLoopResult) => number) => runs.map((run) => f(run.result));
-  const p99s = of((r) => r.latencyMs.p99);
   return [
-    label,
-    rate(target),
-    `${of((r) => r.ok).reduce((a, b) => a + b)}/${of((r) => r.scheduled).reduce((a, b) => a + b)}`,
-    ms(median(of((r) => r.latencyMs.p50))),
-    ms(median(of((r) => r.latencyMs.p90))),
-    ms(median(p99s)),
-    `${ms(Math.min(...p99s))}–${ms(Math.max(...p99s))}`,
-    ms(Math.max(...of((r) => r.latencyMs.max))),
+    ...latencyColumns(label, target, runs.map((run) => run.result)),
     ms(median(of((r) => r.serviceMs.p50))),
     ms(median(of((r) => r.sendLagMs.p99))),
     rate(median(of((r) => r.achievedRate))),

@@ -32,7 +32,16 @@ import {
   runOpenLoop,
 } from "./_load.ts";
 import { cpuBetween, type CpuSample, type CpuUse, processCpuSeconds, sampleCpu } from "./_cpu.ts";
-import { ms, rate, ratio, writeLine, writeTable } from "./_report.ts";
+import {
+  latencyColumns,
+  median,
+  ms,
+  percent,
+  rate,
+  ratio,
+  writeLine,
+  writeTable,
+} from "./_report.ts";
 import { type BenchServer, spawnServer } from "./_spawn.ts";
 import type { Db } from "../db/client.ts";
 import { openPostgres } from "../db/postgres.ts";
@@ -69,14 +78,6 @@ function ensureAlive(server: BenchServer) {
       `The "${server.mode}" bench server died during the run; its output:\n${server.output()}`,
     );
   }
-}
-
-function median(values: number[]): number {
-  const finite = values.filter(Number.isFinite);
-  if (finite.length === 0) return NaN;
-  const sorted = finite.toSorted((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** `Date.now() − performance.now()`, to well under a millisecond (taken at a Date.now tick). */
@@ -371,21 +372,13 @@ function row(label: string, target: number, runs: Run[]): string[] {
   const of = (f: (r: OpenLoopResult) => number) => runs.map((run) => f(run.result));
   const fills = runs.flatMap((run) => run.fills ? [run.fills] : []);
   const fillOf = (f: (s: FillStats) => number) => fills.map(f);
-  const p99s = of((r) => r.latencyMs.p99);
   const unfilled = fills.reduce(
     (sum, s) => sum + Object.values(s.unfilled).reduce((a, b) => a + b, 0),
     0,
   );
   const drains = fillOf((s) => s.drainMs);
   return [
-    label,
-    rate(target),
-    `${of((r) => r.ok).reduce((a, b) => a + b)}/${of((r) => r.scheduled).reduce((a, b) => a + b)}`,
-    ms(median(of((r) => r.latencyMs.p50))),
-    ms(median(of((r) => r.latencyMs.p90))),
-    ms(median(p99s)),
-    `${ms(Math.min(...p99s))}–${ms(Math.max(...p99s))}`,
-    ms(Math.max(...of((r) => r.latencyMs.max))),
+    ...latencyColumns(label, target, runs.map((run) => run.result)),
     fills.length ? ms(median(fillOf((s) => s.fill.p50))) : "",
     fills.length ? ms(median(fillOf((s) => s.fill.p99))) : "",
     fills.length ? ms(Math.max(...fillOf((s) => s.fill.max))) : "",
@@ -397,7 +390,7 @@ function row(label: string, target: number, runs: Run[]): string[] {
       : "",
     median(runs.map((r) => cpuMicros(r).server)).toFixed(0),
     median(runs.map((r) => cpuMicros(r).pg)).toFixed(0),
-    pct(median(runs.map((r) => r.cpu.other))),
+    percent(median(runs.map((r) => r.cpu.other))),
     ms(median(of((r) => r.sendLagMs.p99))),
   ];
 }
@@ -488,10 +481,6 @@ const SEARCH_HEADER = [
   "failed by",
 ];
 
-function pct(value: number | undefined): string {
-  return value !== undefined && Number.isFinite(value) ? `${Math.round(value * 100)}%` : "–";
-}
-
 function searchRow(label: string, s: Search): string[] {
   const best = bestStep(s);
   const failed = firstFailure(s);
@@ -499,12 +488,12 @@ function searchRow(label: string, s: Search): string[] {
     label,
     rate(s.found.maxRate),
     best ? ms(best.result.latencyMs.p99) : "–",
-    pct(best && s.cpu.get(best)?.server),
-    pct(best && s.cpu.get(best)?.pg),
-    pct(best && s.cpu.get(best)?.other),
+    percent(best && s.cpu.get(best)?.server),
+    percent(best && s.cpu.get(best)?.pg),
+    percent(best && s.cpu.get(best)?.other),
     failed ? rate(failed.rate) : "–",
-    pct(failed && s.cpu.get(failed)?.server),
-    pct(failed && s.cpu.get(failed)?.pg),
+    percent(failed && s.cpu.get(failed)?.server),
+    percent(failed && s.cpu.get(failed)?.pg),
     `${s.found.steps.length} in ${(s.found.elapsedMs / 1000).toFixed(1)} s`,
     whyFailed(failed),
   ];
