@@ -92,3 +92,28 @@ export async function startServer(
     clearTimeout(timer);
   }
 }
+
+/** What a finished operator command printed, and its exit code. */
+export interface TaskOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno task <name> <args>` as an operator would, with `env` over a clean environment. */
+export async function runTask(
+  env: Record<string, string>,
+  name: string,
+  ...args: string[]
+): Promise<TaskOutput> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", name, ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}

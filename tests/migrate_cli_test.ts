@@ -2,18 +2,10 @@
 import assert from "node:assert/strict";
 import { loadMigrations } from "../db/migrate.ts";
 import { createPostgresDatabase } from "./_db.ts";
+import { runTask } from "./_process.ts";
 
-async function migrate(env: Record<string, string>, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", "migrate", ...args],
-    cwd: new URL("../", import.meta.url),
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+function migrate(env: Record<string, string>, ...args: string[]) {
+  return runTask(env, "migrate", ...args);
 }
 
 Deno.test("deno task migrate up, status, down all and up again on PostgreSQL", async () => {

@@ -4,19 +4,7 @@ import { type Db, openDb } from "../db/client.ts";
 import { pgliteDir } from "../db/paths.ts";
 import { hashWebhookKey } from "../lib/webhook_key.ts";
 import { createPostgresDatabase } from "./_db.ts";
-
-async function task(env: Record<string, string>, name: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", name, ...args],
-    cwd: new URL("../", import.meta.url),
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+import { runTask } from "./_process.ts";
 
 function lastLine(text: string): string {
   return text.trimEnd().split("\n").at(-1) ?? "";
@@ -24,7 +12,7 @@ function lastLine(text: string): string {
 
 /** Runs the operator flow against `env`; `open` opens the same database once the tasks exit. */
 async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>) {
-  const first = await task(
+  const first = await runTask(
     env,
     "user:create",
     "--email",
@@ -38,7 +26,7 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
   assert.match(first.stdout, /email: Ops@Example\.com/);
   assert.match(first.stdout, /role: admin/);
 
-  const second = await task(
+  const second = await runTask(
     env,
     "user:create",
     "--email",
@@ -49,7 +37,7 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stdout, /role: trader/);
 
-  const duplicate = await task(
+  const duplicate = await runTask(
     env,
     "user:create",
     "--email",
@@ -63,11 +51,11 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
     /Cannot create user "ops@example\.COM": a user with this email already exists/,
   );
 
-  const weak = await task(env, "user:create", "--email", "w@example.com", "--password", "short");
+  const weak = await runTask(env, "user:create", "--email", "w@example.com", "--password", "short");
   assert.notEqual(weak.code, 0);
   assert.match(weak.stderr, /at least 10 characters/);
 
-  const created = await task(
+  const created = await runTask(
     env,
     "key:create",
     "--email",
@@ -84,7 +72,7 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
   assert.equal(created.stdout.split(key).length, 2, "the key is printed exactly once");
   assert.ok(!created.stderr.includes(key));
 
-  const unknown = await task(env, "key:create", "--email", "nobody@example.com");
+  const unknown = await runTask(env, "key:create", "--email", "nobody@example.com");
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no user has the email "nobody@example\.com"/);
 
@@ -189,7 +177,7 @@ Deno.test("user:create and key:create print usage and exit 64 on bad arguments",
       ],
     ] as const
   ) {
-    const out = await task({ DATA_DIR: "/nonexistent/never-created" }, name, ...args);
+    const out = await runTask({ DATA_DIR: "/nonexistent/never-created" }, name, ...args);
     assert.equal(out.code, 64, `${name} ${args.join(" ")}: ${out.stderr}`);
     assert.match(out.stderr, pattern);
     assert.equal(out.stdout, "");
