@@ -69,6 +69,24 @@ const CLAIMED_ORDER =
   o.stop_price AS "order_stopPrice", o.status AS "order_status", o.filled_quantity AS "order_filledQuantity",
   o.average_fill_price AS "order_averageFillPrice"`;
 
+/**
+ * A claim: `set` moves the signals chosen by `where` ($1), stamps their dispatch ($2), and
+ * returns each with its order (if one was written) and the kill switches of account $3.
+ */
+function claimStatement(set: string, where: string): string {
+  return `WITH claimed AS (
+       UPDATE signals ${set}, dispatched_at = COALESCE(dispatched_at, $2)
+       ${where}
+       RETURNING ${SIGNAL_ROW_COLUMNS}
+     )
+     SELECT c.*,
+            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = $3), true) AS "accountKillSwitch",
+            COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
+              AS "globalKillSwitch",
+            ${CLAIMED_ORDER}
+     FROM claimed c LEFT JOIN orders o ON o.client_order_id = c.id::text`;
+}
+
 /** What the executor learns when it claims a signal: the signal, its order if any, the switches. */
 export interface Claim {
   signal: SignalRow;
@@ -92,19 +110,11 @@ export async function claimForExecution(
 ): Promise<Claim | null> {
   const states = options.recovering ? ["accepted", "executing", "placed"] : ["accepted"];
   const [row] = await db.query<Record<string, unknown>>(
-    `WITH claimed AS (
-       UPDATE signals SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END,
-              dispatched_at = COALESCE(dispatched_at, $2)
-       WHERE id = $1 AND status = ANY($3::text[])
-       RETURNING ${SIGNAL_ROW_COLUMNS}
-     )
-     SELECT c.*,
-            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = $4), true) AS "accountKillSwitch",
-            COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
-              AS "globalKillSwitch",
-            ${CLAIMED_ORDER}
-     FROM claimed c LEFT JOIN orders o ON o.client_order_id = c.id::text`,
-    [signalId, now, states, accountId],
+    claimStatement(
+      "SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END",
+      "WHERE id = $1 AND status = ANY($4::text[])",
+    ),
+    [signalId, now, accountId, states],
   );
   return row ? claimFromRow(row) : null;
 }
@@ -123,17 +133,10 @@ export async function claimBatchForExecution(
   const claims = new Map<string, Claim>();
   if (signalIds.length === 0) return claims;
   const rows = await db.query<Record<string, unknown>>(
-    `WITH claimed AS (
-       UPDATE signals SET status = 'executing', dispatched_at = COALESCE(dispatched_at, $2)
-       WHERE id = ANY($1::text::uuid[]) AND status = 'accepted'
-       RETURNING ${SIGNAL_ROW_COLUMNS}
-     )
-     SELECT c.*,
-            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = $3), true) AS "accountKillSwitch",
-            COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
-              AS "globalKillSwitch",
-            ${CLAIMED_ORDER}
-     FROM claimed c LEFT JOIN orders o ON o.client_order_id = c.id::text`,
+    claimStatement(
+      "SET status = 'executing'",
+      "WHERE id = ANY($1::text::uuid[]) AND status = 'accepted'",
+    ),
     [`{${signalIds.join(",")}}`, now, accountId],
   );
   for (const row of rows) {

@@ -207,27 +207,6 @@ export async function getSignal(db: Queryable, id: string): Promise<SignalRow | 
   return row ?? null;
 }
 
-/**
- * Claims a signal for execution: `accepted` → `executing`, or an `executing`/`placed` one when
- * recovering after a crash. Returns null when it is not in a claimable state (done elsewhere).
- */
-export async function claimSignal(
-  db: Queryable,
-  id: string,
-  now: Date,
-  options: { recovering: boolean },
-): Promise<SignalRow | null> {
-  const states = options.recovering ? ["accepted", "executing", "placed"] : ["accepted"];
-  const [row] = await db.query<SignalRow & Record<string, unknown>>(
-    `UPDATE signals SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END,
-            dispatched_at = COALESCE(dispatched_at, $2)
-     WHERE id = $1 AND status = ANY($3::text[])
-     RETURNING ${SIGNAL_ROW_COLUMNS}`,
-    [id, now, states],
-  );
-  return row ?? null;
-}
-
 /** Ids of signals accepted but not finished, oldest first (for recovery and the sweeper). */
 export async function unfinishedSignals(
   db: Queryable,

@@ -5,12 +5,12 @@ import { createTestDb, ENGINES } from "../tests/_db.ts";
 import { insertTrader } from "../tests/_fixtures.ts";
 import {
   acceptSignal,
-  claimSignal,
   getSignal,
   rejectSignal,
   type SignalEnvelope,
   unfinishedSignals,
 } from "./signals.ts";
+import { claimForExecution } from "./executions.ts";
 
 function signal(extra: Record<string, unknown> = {}): SignalInput {
   const r = validateSignal({
@@ -113,7 +113,10 @@ for (const engine of ENGINES) {
     );
     assert.equal(j?.event, "signal.rejected");
     assert.equal(j?.data.details.length, 1);
-    assert.equal(await claimSignal(t.db, e.id, new Date(), { recovering: true }), null);
+    assert.equal(
+      await claimForExecution(t.db, e.id, trader.accountId, new Date(), { recovering: true }),
+      null,
+    );
   });
 
   Deno.test(`${engine}: a signal is claimed once; recovery may re-claim an executing one`, async () => {
@@ -134,14 +137,13 @@ for (const engine of ENGINES) {
       (await unfinishedSignals(t.db, { olderThan: at, limit: 10 })).map((s) => s.id),
       [signalId],
     );
-    const claimed = await claimSignal(t.db, signalId, at, { recovering: false });
-    assert.equal(claimed?.status, "executing");
-    assert.equal(
-      await claimSignal(t.db, signalId, at, { recovering: false }),
-      null,
-      "a second claim fails",
-    );
-    assert.equal((await claimSignal(t.db, signalId, at, { recovering: true }))?.id, signalId);
+    const claim = (recovering: boolean) =>
+      claimForExecution(t.db, signalId, trader.accountId, at, { recovering });
+    const claimed = await claim(false);
+    assert.equal(claimed?.signal.status, "executing");
+    assert.equal(claimed?.order, null, "no order has been written for it yet");
+    assert.equal(await claim(false), null, "a second claim fails");
+    assert.equal((await claim(true))?.signal.id, signalId);
   });
 
   Deno.test(`${engine}: the journal is append-only`, async () => {
