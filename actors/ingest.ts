@@ -2,11 +2,12 @@
  * Ingest routes accepted signals to their account's executor. The webhook route has already
  * validated, deduplicated and committed the signal; ingest only has to make sure it runs:
  * at start it re-dispatches everything accepted but unfinished (recovery), and a sweep every few
- * seconds catches a signal whose dispatch was lost (a full mailbox, a crash between commit and tell).
+ * seconds catches a signal whose dispatch was lost (a full mailbox, a crash between commit and tell)
+ * and deletes dedup rows whose window has closed.
  */
 import { type Db, isDbUnavailable } from "../db/client.ts";
 import { setSignalStatus } from "../db/executions.ts";
-import { unfinishedSignals } from "../db/signals.ts";
+import { purgeExpiredDedup, unfinishedSignals } from "../db/signals.ts";
 import type { Clock } from "../lib/clock.ts";
 import { serializeError } from "../lib/log.ts";
 import type { ActorContext, Behavior } from "./actor.ts";
@@ -86,6 +87,9 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
               await dispatch({ type: "dispatch", signalId: s.id, accountId: s.accountId }, ctx);
             }
           }
+          // Closed dedup windows are only reused when the same key repeats; drop the rest.
+          const purged = await purgeExpiredDedup(deps.db, new Date(deps.clock.now()));
+          if (purged > 0) ctx.log.debug("Purged closed dedup windows", { count: purged });
           return state;
         }
         default: {

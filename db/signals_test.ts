@@ -6,6 +6,7 @@ import { insertTrader } from "../tests/_fixtures.ts";
 import {
   acceptSignal,
   getSignal,
+  purgeExpiredDedup,
   rejectSignal,
   type SignalEnvelope,
   unfinishedSignals,
@@ -180,3 +181,27 @@ Deno.test("postgres: 100 identical signals at once are accepted exactly once", a
   ];
   assert.equal(n, 1);
 });
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: purging removes only closed dedup windows, and a duplicate inside an open one is still caught`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const t0 = new Date("2026-11-20T14:30:00Z");
+    const accept = (key: string, at: Date) =>
+      acceptSignal(t.db, envelope(trader.userId, trader.accountId, at), signal(), {
+        dedupKey: key,
+        windowMs: 60_000,
+        symbol: "AAPL",
+      });
+    await accept("old", t0);
+    const recent = await accept("recent", new Date(t0.getTime() + 30_000));
+    assert.equal(await purgeExpiredDedup(t.db, new Date(t0.getTime() + 60_000)), 1);
+    const keys = await t.db.query<{ dedup_key: string }>("SELECT dedup_key FROM signal_dedup");
+    assert.deepEqual(keys.map((k) => k.dedup_key), ["recent"]);
+    assert.deepEqual(await accept("recent", new Date(t0.getTime() + 61_000)), {
+      duplicate: true,
+      signalId: recent.signalId,
+    });
+    assert.equal((await accept("old", new Date(t0.getTime() + 61_000))).duplicate, false);
+  });
+}
