@@ -53,12 +53,15 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
         ctx.log.info("Recovering unfinished signals", { count: unfinished.length });
       }
       for (const s of unfinished) {
-        await dispatch({
-          type: "dispatch",
-          signalId: s.id,
-          accountId: s.accountId,
-          recovering: s.status !== "accepted",
-        }, ctx);
+        if (s.status === "accepted") {
+          await dispatch({ type: "dispatch", signalId: s.id, accountId: s.accountId }, ctx);
+        } else {
+          // An executing or placed signal is picked up by its executor's own start-up
+          // recovery: starting the executor is enough.
+          await dispatch({ type: "dispatch", signalId: s.id, accountId: s.accountId }, ctx, {
+            startOnly: true,
+          });
+        }
       }
       const state: State = {};
       if (sweepMs > 0) {
@@ -104,9 +107,14 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
     },
   };
 
+  /**
+   * Tells the signal's executor (started if needed) to execute it; with `startOnly`, only makes
+   * sure the executor runs. A signal whose account is gone is rejected.
+   */
   async function dispatch(
     msg: Extract<IngestCommand, { type: "dispatch" }>,
     ctx: ActorContext<IngestCommand>,
+    options: { startOnly?: boolean } = {},
   ) {
     try {
       const executor = msg.accountId ? await deps.registry.ensure(msg.accountId) : null;
@@ -124,6 +132,7 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
         );
         return;
       }
+      if (options.startOnly) return;
       await executor.tell({
         type: "execute",
         signalId: msg.signalId,
