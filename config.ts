@@ -20,6 +20,8 @@ const DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="; // "d
 const DEV_OPERATOR_API_KEY = "dev-only-operator-key";
 const DEV_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000";
 
+const OIDC_ALGS = ["HS256", "RS256", "ES256", "PS256", "EdDSA"];
+
 const bool = (name: string) =>
   z.enum(["true", "false", "1", "0", "yes", "no"], {
     error: `"${name}" must be true or false`,
@@ -81,7 +83,83 @@ const EnvSchema = z.object({
     `"WEBHOOK_ALLOWED_IPS" must be "tradingview" or a comma-separated list of IP addresses`,
   ).optional(),
   ALPACA_BASE_URL: url("ALPACA_BASE_URL", ["http:", "https:"]).optional(),
+  ENCRYPTION_KEY_VERSION: int("ENCRYPTION_KEY_VERSION", 1, 255).default(1),
+  ENCRYPTION_KEY_PREVIOUS: z.string().refine(
+    (v) => decodeKey(v)?.length === 32,
+    `"ENCRYPTION_KEY_PREVIOUS" must be 32 bytes, base64 (44 characters) or hex (64 characters)`,
+  ).optional(),
+  AUTH_RATE_LIMIT_PER_MINUTE: int("AUTH_RATE_LIMIT_PER_MINUTE", 1, 1_000_000).default(10),
+  WEBHOOK_KEY_EXPIRES_DAYS: int("WEBHOOK_KEY_EXPIRES_DAYS", 1, 3650).default(180),
+  OIDC_ISSUER: z.string().min(1).optional(),
+  OIDC_AUDIENCE: z.string().min(1).optional(),
+  OIDC_JWKS_URL: url("OIDC_JWKS_URL", ["http:", "https:"]).optional(),
+  OIDC_SECRET: z.string().min(32, `"OIDC_SECRET" must be at least 32 characters`).optional(),
+  OIDC_ALGORITHMS: z.string().refine(
+    (v) => v.split(",").map((s) => s.trim()).filter(Boolean).every((a) => OIDC_ALGS.includes(a)),
+    `"OIDC_ALGORITHMS" must be a comma-separated list of ${OIDC_ALGS.join(", ")}`,
+  ).optional(),
+  OIDC_CLOCK_TOLERANCE_S: int("OIDC_CLOCK_TOLERANCE_S", 0, 600).default(30),
+  OIDC_AUTO_PROVISION: bool("OIDC_AUTO_PROVISION").default(false),
+}).superRefine((e, ctx) => {
+  if (e.ENCRYPTION_KEY_PREVIOUS && e.ENCRYPTION_KEY_PREVIOUS === e.ENCRYPTION_KEY) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ENCRYPTION_KEY_PREVIOUS"],
+      message: `"ENCRYPTION_KEY_PREVIOUS" must differ from "ENCRYPTION_KEY"`,
+    });
+  }
+  if (e.ENCRYPTION_KEY_PREVIOUS && e.ENCRYPTION_KEY_VERSION < 2) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ENCRYPTION_KEY_VERSION"],
+      message: `"ENCRYPTION_KEY_VERSION" must be 2 or more when "ENCRYPTION_KEY_PREVIOUS" is set`,
+    });
+  }
+  const oidc = [e.OIDC_ISSUER, e.OIDC_AUDIENCE, e.OIDC_JWKS_URL, e.OIDC_SECRET];
+  if (oidc.every((v) => v === undefined)) return;
+  if (!e.OIDC_ISSUER) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["OIDC_ISSUER"],
+      message: "is required when an identity provider is configured",
+    });
+  }
+  if (!e.OIDC_AUDIENCE) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["OIDC_AUDIENCE"],
+      message: "is required when an identity provider is configured",
+    });
+  }
+  if (!e.OIDC_JWKS_URL && !e.OIDC_SECRET) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["OIDC_JWKS_URL"],
+      message: 'or "OIDC_SECRET" is required when an identity provider is configured',
+    });
+  }
+  const algs = oidcAlgorithms(e.OIDC_ALGORITHMS, e.OIDC_JWKS_URL, e.OIDC_SECRET);
+  if (algs.some((a) => a.startsWith("HS")) && !e.OIDC_SECRET) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["OIDC_SECRET"],
+      message: "is required for HS256 tokens",
+    });
+  }
+  if (algs.some((a) => !a.startsWith("HS")) && !e.OIDC_JWKS_URL) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["OIDC_JWKS_URL"],
+      message: "is required for RS256/ES256 tokens",
+    });
+  }
 });
+
+/** The algorithms accepted from the identity provider: as configured, else by key source. */
+function oidcAlgorithms(configured: string | undefined, jwksUrl?: string, secret?: string) {
+  if (configured) return configured.split(",").map((s) => s.trim()).filter(Boolean);
+  return [...(jwksUrl ? ["RS256", "ES256"] : []), ...(secret ? ["HS256"] : [])];
+}
 
 /** The names of every variable the schema reads. */
 export const ENV_VARS: readonly string[] = Object.keys(EnvSchema.shape);
@@ -121,6 +199,26 @@ export interface Config {
   };
   /** Overrides Alpaca's trading API base URL for every account (staging, tests). */
   alpacaBaseUrl?: string;
+  /** Version byte of `encryptionKey`; `encryptionKeyPrevious` is version − 1, during a rotation. */
+  encryptionKeyVersion: number;
+  encryptionKeyPrevious?: Uint8Array;
+  auth: {
+    /** Requests per minute per client address on `/api/v1/auth/*`. */
+    ratePerMinute: number;
+    /** Default lifetime of a new webhook key. */
+    webhookKeyExpiresDays: number;
+    /** An external identity provider whose JWTs are accepted, when configured. */
+    oidc?: {
+      issuer: string;
+      audience: string;
+      jwksUrl?: string;
+      secret?: string;
+      algorithms: string[];
+      clockToleranceS: number;
+      /** Create a local trader for a verified email no user has yet. */
+      autoProvision: boolean;
+    };
+  };
 }
 
 /** TradingView's webhook source addresses, from its documentation. */
@@ -193,6 +291,25 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
         .flatMap((s) => s === "tradingview" ? TRADINGVIEW_IPS : [s]),
     },
     alpacaBaseUrl: e.ALPACA_BASE_URL,
+    encryptionKeyVersion: e.ENCRYPTION_KEY_VERSION,
+    encryptionKeyPrevious: e.ENCRYPTION_KEY_PREVIOUS
+      ? decodeKey(e.ENCRYPTION_KEY_PREVIOUS)
+      : undefined,
+    auth: {
+      ratePerMinute: e.AUTH_RATE_LIMIT_PER_MINUTE,
+      webhookKeyExpiresDays: e.WEBHOOK_KEY_EXPIRES_DAYS,
+      oidc: e.OIDC_ISSUER && e.OIDC_AUDIENCE
+        ? {
+          issuer: e.OIDC_ISSUER,
+          audience: e.OIDC_AUDIENCE,
+          jwksUrl: e.OIDC_JWKS_URL,
+          secret: e.OIDC_SECRET,
+          algorithms: oidcAlgorithms(e.OIDC_ALGORITHMS, e.OIDC_JWKS_URL, e.OIDC_SECRET),
+          clockToleranceS: e.OIDC_CLOCK_TOLERANCE_S,
+          autoProvision: e.OIDC_AUTO_PROVISION,
+        }
+        : undefined,
+    },
   };
 }
 

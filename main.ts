@@ -150,7 +150,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       startedAt,
       queue,
       ...createAppLimiters(
-        { apiPerMinute: config.rateLimitPerMinute, webhookPerMinute: config.webhook.ratePerMinute },
+        {
+          apiPerMinute: config.rateLimitPerMinute,
+          authPerMinute: config.auth.ratePerMinute,
+          webhookPerMinute: config.webhook.ratePerMinute,
+        },
         clock,
       ),
       bus,

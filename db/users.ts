@@ -2,6 +2,7 @@
 import { uuidv7 } from "../lib/ids.ts";
 import type { Role } from "../lib/jwt.ts";
 import { hashPassword, type HashPasswordOptions } from "../lib/password.ts";
+import { audit, type AuditActor } from "./audit.ts";
 import type { Db, Queryable } from "./client.ts";
 
 /** A user, without the password hash. */
@@ -14,7 +15,8 @@ export interface UserRow {
 
 /** A user with the password hash, for login only. */
 export interface UserWithPassword extends UserRow {
-  passwordHash: string;
+  /** Null for users of an external identity provider, who cannot log in with a password. */
+  passwordHash: string | null;
 }
 
 /** A user as created, with the paper account every new user gets. */
@@ -29,6 +31,14 @@ export class DuplicateEmailError extends Error {
   constructor(email: string) {
     super(`Cannot create user "${email}": a user with this email already exists`);
     this.email = email;
+  }
+}
+
+/** The first-run setup was asked for, but a user exists already. */
+export class SetupDoneError extends Error {
+  override name = "SetupDoneError";
+  constructor() {
+    super("Cannot set up: an admin account exists already; log in instead");
   }
 }
 
@@ -53,17 +63,27 @@ const EMAIL = /^[^\s@]+@[^\s@]+$/;
  * Creates a user and their `paper` broker account in one transaction, journaling
  * `user.created`. The first user ever is `admin`, every other one `trader`; the users table is
  * locked for the check, so two concurrent first sign-ups cannot both become admin.
- * Throws {@linkcode DuplicateEmailError}, {@linkcode InvalidEmailError} or
- * `PasswordPolicyError` (lib/password.ts).
+ * Throws {@linkcode DuplicateEmailError}, {@linkcode InvalidEmailError},
+ * {@linkcode SetupDoneError} (with `onlyFirst`) or `PasswordPolicyError` (lib/password.ts).
  */
 export async function createUser(
   db: Db,
-  input: { email: string; password: string },
+  input: {
+    email: string;
+    /** Null: no password login (a user of an external identity provider). */
+    password: string | null;
+    /** Role of any user but the first (default trader). */
+    role?: Role;
+    /** Refuse unless this is the very first user (the one-time setup). */
+    onlyFirst?: boolean;
+    /** Who is creating the user, for the audit log (default: the user themselves). */
+    actor?: AuditActor;
+  },
   options: CreateUserOptions = {},
 ): Promise<CreatedUser> {
   const email = normalizeEmail(input.email);
   // Hash before the transaction: it takes a few hundred ms and needs no lock.
-  const passwordHash = await hashPassword(input.password, options);
+  const passwordHash = input.password === null ? null : await hashPassword(input.password, options);
   const now = options.now ?? Date.now();
   const userId = uuidv7(now);
   const accountId = uuidv7(now);
@@ -77,8 +97,9 @@ export async function createUser(
                 EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1)) AS taken`,
         [email],
       );
+      if (input.onlyFirst && existing!.any) throw new SetupDoneError();
       if (existing!.taken) throw new DuplicateEmailError(email);
-      const role: Role = existing!.any ? "trader" : "admin";
+      const role: Role = existing!.any ? input.role ?? "trader" : "admin";
       const [user] = await tx.query<UserRow & Record<string, unknown>>(
         `INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
          RETURNING ${COLUMNS}`,
@@ -92,6 +113,13 @@ export async function createUser(
         `INSERT INTO journal (user_id, account_id, event, data) VALUES ($1, $2, 'user.created', $3::text::jsonb)`,
         [userId, accountId, JSON.stringify({ role, paper_account: PAPER_ACCOUNT_ALIAS })],
       );
+      await audit(tx, {
+        ...(input.actor ?? { actorId: userId, actor: email }),
+        action: "user.created",
+        targetType: "user",
+        targetId: userId,
+        data: { email, role, password: passwordHash !== null },
+      });
       return { ...user!, paperAccountId: accountId };
     });
   } catch (error) {
@@ -121,6 +149,14 @@ export async function getUser(db: Queryable, id: string): Promise<UserRow | null
     [id],
   );
   return row ?? null;
+}
+
+/** True when no user exists yet (the dashboard then offers the one-time setup). */
+export async function setupRequired(db: Queryable): Promise<boolean> {
+  const [row] = await db.query<{ any: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM users) AS "any"`,
+  );
+  return !row!.any;
 }
 
 /** Trims an email and checks its shape; throws {@linkcode InvalidEmailError}. */

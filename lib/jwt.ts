@@ -23,6 +23,8 @@ export type Role = "admin" | "trader";
 export interface AccessClaims {
   userId: string;
   role: Role;
+  /** The session (refresh-token family) the token was issued for (`sid`). */
+  sessionId: string;
 }
 
 /** Options of {@linkcode signAccessToken}. */
@@ -57,7 +59,7 @@ export function signAccessToken(
   options: SignAccessTokenOptions,
 ): Promise<string> {
   const iat = Math.floor(options.now / 1000);
-  return new SignJWT({ role: claims.role })
+  return new SignJWT({ role: claims.role, sid: claims.sessionId })
     .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
     .setIssuer(JWT_ISSUER)
     .setAudience(JWT_AUDIENCE)
@@ -85,7 +87,7 @@ export async function verifyAccessToken(
       audience: JWT_AUDIENCE,
       clockTolerance: CLOCK_TOLERANCE_S,
       currentDate: new Date(options.now),
-      requiredClaims: ["sub", "exp", "iat", "jti"],
+      requiredClaims: ["sub", "exp", "iat", "jti", "sid"],
     }));
   } catch (error) {
     if (error instanceof errors.JOSEError) {
@@ -93,14 +95,17 @@ export async function verifyAccessToken(
     }
     throw new InvalidTokenError("Cannot accept the token: it is malformed", { cause: error });
   }
-  const { sub, role } = payload;
+  const { sub, role, sid } = payload;
   if (typeof sub !== "string" || sub.length === 0) {
     throw new InvalidTokenError("Cannot accept the token: it has no subject");
+  }
+  if (typeof sid !== "string" || sid.length === 0) {
+    throw new InvalidTokenError("Cannot accept the token: it has no session");
   }
   if (role !== "admin" && role !== "trader") {
     throw new InvalidTokenError("Cannot accept the token: it has no valid role");
   }
-  return { userId: sub, role };
+  return { userId: sub, role, sessionId: sid };
 }
 
 function secretKey(secret: string): Uint8Array {

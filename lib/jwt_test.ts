@@ -5,6 +5,7 @@ import { InvalidTokenError, signAccessToken, verifyAccessToken } from "./jwt.ts"
 const SECRET = "test-secret-0123456789-0123456789-abcdef";
 const NOW = Date.UTC(2026, 0, 5, 14, 30);
 const USER = "0190a5e2-7c1d-7000-8000-000000000001";
+const SESSION = "0190a5e2-7c1d-7000-8000-0000000000aa";
 
 function b64url(value: unknown): string {
   return btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
@@ -16,7 +17,7 @@ function decodePart(token: string, index: number): Record<string, unknown> {
 }
 
 Deno.test("signAccessToken issues an HS256 token that verifyAccessToken accepts", async () => {
-  const token = await signAccessToken({ userId: USER, role: "admin" }, {
+  const token = await signAccessToken({ userId: USER, role: "admin", sessionId: SESSION }, {
     secret: SECRET,
     now: NOW,
   });
@@ -32,11 +33,12 @@ Deno.test("signAccessToken issues an HS256 token that verifyAccessToken accepts"
   assert.deepEqual(await verifyAccessToken(token, { secret: SECRET, now: NOW + 1000 }), {
     userId: USER,
     role: "admin",
+    sessionId: SESSION,
   });
 });
 
 Deno.test("verifyAccessToken rejects an expired token, allowing 30 s of clock skew", async () => {
-  const token = await signAccessToken({ userId: USER, role: "trader" }, {
+  const token = await signAccessToken({ userId: USER, role: "trader", sessionId: SESSION }, {
     secret: SECRET,
     now: NOW,
     ttlS: 60,
@@ -49,7 +51,7 @@ Deno.test("verifyAccessToken rejects an expired token, allowing 30 s of clock sk
 });
 
 Deno.test("verifyAccessToken rejects a token that is not valid yet", async () => {
-  const token = await signAccessToken({ userId: USER, role: "trader" }, {
+  const token = await signAccessToken({ userId: USER, role: "trader", sessionId: SESSION }, {
     secret: SECRET,
     now: NOW + 120_000,
   });
@@ -57,7 +59,7 @@ Deno.test("verifyAccessToken rejects a token that is not valid yet", async () =>
 });
 
 Deno.test("verifyAccessToken rejects a token signed with another secret", async () => {
-  const token = await signAccessToken({ userId: USER, role: "trader" }, {
+  const token = await signAccessToken({ userId: USER, role: "trader", sessionId: SESSION }, {
     secret: "another-secret-0123456789-0123456789-xyz",
     now: NOW,
   });
@@ -83,7 +85,7 @@ Deno.test("verifyAccessToken rejects alg none and any algorithm other than HS256
 });
 
 Deno.test("verifyAccessToken rejects a tampered payload", async () => {
-  const token = await signAccessToken({ userId: USER, role: "trader" }, {
+  const token = await signAccessToken({ userId: USER, role: "trader", sessionId: SESSION }, {
     secret: SECRET,
     now: NOW,
   });

@@ -73,13 +73,17 @@ export function createMemoryRateLimiter(options: MemoryRateLimiterOptions): Rate
   };
 }
 
-/** The limiters the HTTP app uses: per client address on the API, per key on webhooks. */
+/**
+ * The limiters the HTTP app uses: per client address on the API and (tighter) on
+ * `/api/v1/auth/*`, per key on webhooks.
+ */
 export function createAppLimiters(
-  limits: { apiPerMinute: number; webhookPerMinute: number },
+  limits: { apiPerMinute: number; authPerMinute: number; webhookPerMinute: number },
   clock: Clock,
-): { rateLimiter: RateLimiter; webhookLimiter: RateLimiter } {
+): { rateLimiter: RateLimiter; authLimiter: RateLimiter; webhookLimiter: RateLimiter } {
   return {
     rateLimiter: createMemoryRateLimiter({ limit: limits.apiPerMinute, windowMs: 60_000, clock }),
+    authLimiter: createMemoryRateLimiter({ limit: limits.authPerMinute, windowMs: 60_000, clock }),
     webhookLimiter: createMemoryRateLimiter({
       limit: limits.webhookPerMinute,
       windowMs: 60_000,

@@ -2,6 +2,7 @@
  * Webhook keys: `whk_` + 32 random bytes (base64url). Only the SHA-256 hash is stored; the first
  * characters are kept as a visible prefix so a trader can tell keys apart.
  */
+import { generateToken, sha256 } from "./tokens.ts";
 
 const PREFIX_LENGTH = 12; // "whk_" + 8 characters
 
@@ -14,24 +15,16 @@ export interface NewWebhookKey {
 
 /** Generates a new webhook key. */
 export async function generateWebhookKey(): Promise<NewWebhookKey> {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const key = `whk_${base64url(bytes)}`;
-  return { key, prefix: key.slice(0, PREFIX_LENGTH), hash: await hashWebhookKey(key) };
+  const { token, hash } = await generateToken("whk_");
+  return { key: token, prefix: token.slice(0, PREFIX_LENGTH), hash };
 }
 
 /** The SHA-256 of a key, as stored and looked up. */
-export async function hashWebhookKey(key: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+export function hashWebhookKey(key: string): Promise<Uint8Array> {
+  return sha256(key);
 }
 
 /** True when `value` has the shape of a webhook key (cheap check before hashing). */
 export function looksLikeWebhookKey(value: unknown): value is string {
   return typeof value === "string" && /^whk_[A-Za-z0-9_-]{43}$/.test(value);
-}
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
 }

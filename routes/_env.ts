@@ -10,6 +10,7 @@ import type { EventBus } from "../lib/events.ts";
 import type { ActorRef } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
 import type { Role } from "../lib/jwt.ts";
+import type { ExternalVerifier } from "../lib/oidc.ts";
 
 /** What the HTTP layer needs from the running process. */
 export interface AppDeps {
@@ -22,6 +23,8 @@ export interface AppDeps {
   /** Facts for `/health/detailed` beyond the probes (queue depths, actor states, …). */
   details?: () => Promise<Record<string, unknown>>;
   rateLimiter: RateLimiter;
+  /** Per client address on `/api/v1/auth/*` (AUTH_RATE_LIMIT_PER_MINUTE). */
+  authLimiter: RateLimiter;
   /** Per webhook key (WEBHOOK_RATE_LIMIT_PER_MINUTE). */
   webhookLimiter: RateLimiter;
   bus: EventBus;
@@ -30,6 +33,8 @@ export interface AppDeps {
   /** Accepted signals are told to ingest, which routes them to their executor. */
   ingest: ActorRef<IngestCommand>;
   queue?: Queue;
+  /** Verifies an external identity provider's tokens, when one is configured. */
+  externalAuth?: ExternalVerifier;
   /** Epoch ms when the process started. */
   startedAt: number;
 }
@@ -43,7 +48,13 @@ export interface AppEnv {
     startedAt: number;
     /** The authenticated user, once a route has authenticated one. */
     userId?: string;
-    /** The authenticated user's role. */
+    /** The authenticated user's role (read from the database on every request). */
     role?: Role;
+    /** The authenticated user's email. */
+    email?: string;
+    /** The session of the access token; absent for an external identity provider's token. */
+    sessionId?: string;
+    /** How the caller authenticated: a bearer token or the dashboard's session cookie. */
+    authVia?: "bearer" | "cookie";
   };
 }

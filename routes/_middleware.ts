@@ -94,7 +94,8 @@ export function clientIp(c: Context<AppEnv>): string {
 }
 
 /**
- * Limits API requests per client address. Webhooks are left to their own per-key limit
+ * Limits API requests per client address, more tightly on `/api/v1/auth/*` (credential
+ * guessing). Webhooks are left to their own per-key limit
  * (TradingView sends every trader's alerts from the same four addresses) and health probes
  * are never limited.
  */
@@ -102,7 +103,10 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
   return createMiddleware<AppEnv>(async (c, next) => {
     const path = c.req.path;
     if (!path.startsWith("/api/") || path.startsWith("/api/v1/webhooks/")) return next();
-    const result = await c.get("deps").rateLimiter.hit(`ip:${clientIp(c)}`);
+    const deps = c.get("deps");
+    const result = path.startsWith("/api/v1/auth/")
+      ? await deps.authLimiter.hit(`auth:${clientIp(c)}`)
+      : await deps.rateLimiter.hit(`ip:${clientIp(c)}`);
     const headers = {
       "X-RateLimit-Limit": String(result.limit),
       "X-RateLimit-Remaining": String(result.remaining),

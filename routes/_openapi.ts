@@ -3,6 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { ApiError } from "../lib/errors.ts";
 import { zodDetails } from "./_errors.ts";
 import type { ZodError } from "zod";
+import { requireUser } from "./_auth.ts";
 
 /** The standard error body, as documented. */
 export const ErrorSchema = z.object({
@@ -30,3 +31,28 @@ export function validationHook(result: { success: boolean; error?: unknown; targ
     );
   }
 }
+
+/** A JSON response of the OpenAPI description. */
+export function json<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}
+
+/** A required JSON request body of the OpenAPI description. */
+export function jsonBody<T extends z.ZodType>(schema: T) {
+  return { body: { required: true, content: { "application/json": { schema } } } };
+}
+
+/** The errors every authenticated route can answer. */
+export const ERRORS = {
+  400: json(ErrorSchema, "Invalid request"),
+  401: json(ErrorSchema, "Missing or invalid access token"),
+};
+
+/** A 404, which is also the answer for another user's resource (no enumeration). */
+export const NOT_FOUND = { 404: json(ErrorSchema, "Not found (or not yours)") };
+
+/** Route settings for an authenticated route: the middleware and its documented scheme. */
+export const SECURED = {
+  middleware: [requireUser],
+  security: [{ Bearer: [] }],
+};

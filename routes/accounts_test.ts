@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { memoryBreakerStore } from "../db/breaker_store.ts";
-import { signAccessToken } from "../lib/jwt.ts";
 import { createTestApp } from "../tests/_app.ts";
 import { createTestDb } from "../tests/_db.ts";
-import { insertTrader } from "../tests/_fixtures.ts";
+import { accessTokenFor, insertTrader } from "../tests/_fixtures.ts";
 
 Deno.test("GET /api/v1/accounts shows each of the caller's accounts with its kill switch and breaker state", async () => {
   await using t = await createTestDb("pglite");
@@ -14,7 +13,7 @@ Deno.test("GET /api/v1/accounts shows each of the caller's accounts with its kil
   // The executor stores the breaker's snapshot on every change; open it for 10 minutes.
   await breakers.save(mine.accountId, { failures: [], openUntil: test.clock.now() + 600_000 });
   await t.db.query("UPDATE broker_accounts SET kill_switch = true WHERE id = $1", [mine.accountId]);
-  const token = await signAccessToken({ userId: mine.userId, role: "trader" }, {
+  const { token } = await accessTokenFor(t.db, { id: mine.userId, role: "trader" }, {
     secret: test.config.jwtSecret,
     now: test.clock.now(),
   });

@@ -22,8 +22,8 @@ import {
 } from "../db/reads.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError } from "../lib/errors.ts";
-import { type AuthEnv, authUser, requireUser } from "./_auth.ts";
-import { ErrorSchema, validationHook } from "./_openapi.ts";
+import { type AuthEnv, authUser } from "./_auth.ts";
+import { ERRORS, ErrorSchema, json, NOT_FOUND, SECURED, validationHook } from "./_openapi.ts";
 
 // ---- parameters -------------------------------------------------------------------------
 
@@ -222,32 +222,10 @@ function pageOf<T extends z.ZodType>(item: T, name: string) {
   return z.object({ data: z.array(item), next_cursor: z.string().nullable() }).openapi(name);
 }
 
-function json<T extends z.ZodType>(schema: T, description: string) {
-  return { description, content: { "application/json": { schema } } };
-}
-
-const ERRORS = {
-  400: json(ErrorSchema, "Invalid request"),
-  401: json(ErrorSchema, "Missing or invalid access token"),
-};
-const NOT_FOUND = { 404: json(ErrorSchema, "Not found (or not yours)") };
-
-/** Settings every route here shares: a JWT is required, and documented as bearer auth. */
-const SECURED = {
-  middleware: [requireUser],
-  security: [{ Bearer: [] }],
-};
-
 // ---- routes -----------------------------------------------------------------------------
 
 /** The read API and kill switch; mount with `app.route("/", api)`. */
 export const api = new OpenAPIHono<AuthEnv>({ defaultHook: validationHook });
-
-api.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
-  type: "http",
-  scheme: "bearer",
-  bearerFormat: "JWT",
-});
 
 api.openapi(
   createRoute({

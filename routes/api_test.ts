@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import type { Db } from "../db/client.ts";
 import { createUser } from "../db/users.ts";
 import { uuidv7 } from "../lib/ids.ts";
-import { signAccessToken } from "../lib/jwt.ts";
 import { createTestApp } from "../tests/_app.ts";
 import { createTestDb, ENGINES, type TestDb } from "../tests/_db.ts";
+import { accessTokenFor } from "../tests/_fixtures.ts";
 import type { ErrorBody } from "./_errors.ts";
 import { api } from "./api.ts";
 import { auth } from "./auth.ts";
@@ -37,7 +37,7 @@ async function setup(t: TestDb) {
       `INSERT INTO broker_accounts (id, user_id, alias, broker) VALUES ($1, $2, $3, 'alpaca')`,
       [other, user.id, otherAlias],
     );
-    const token = await signAccessToken({ userId: user.id, role: user.role }, {
+    const { token } = await accessTokenFor(t.db, user, {
       secret: config.jwtSecret,
       now: clock.now(),
     });

@@ -5,6 +5,7 @@ import { signAccessToken, verifyAccessToken } from "../lib/jwt.ts";
 import { PasswordPolicyError } from "../lib/password.ts";
 import { createTestApp } from "../tests/_app.ts";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
+import { accessTokenFor } from "../tests/_fixtures.ts";
 import { type AuthEnv, authUser, requireUser } from "./_auth.ts";
 import type { ErrorBody } from "./_errors.ts";
 import { auth } from "./auth.ts";
@@ -62,7 +63,7 @@ for (const engine of ENGINES) {
 
     assert.equal((await findUserByEmail(t.db, "ann@EXAMPLE.com"))?.id, first.id);
     assert.match(
-      (await findUserByEmail(t.db, "ann@example.com"))!.passwordHash,
+      (await findUserByEmail(t.db, "ann@example.com"))!.passwordHash!,
       /^pbkdf2_sha256\$/,
     );
     assert.equal(await findUserByEmail(t.db, "nobody@example.com"), null);
@@ -116,13 +117,30 @@ Deno.test("POST /api/v1/auth/login returns a bearer token for the right password
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("cache-control"), "no-store");
   const body = await res.json();
-  assert.deepEqual(Object.keys(body).sort(), ["access_token", "expires_in", "token_type"]);
+  assert.deepEqual(Object.keys(body).sort(), [
+    "access_token",
+    "expires_in",
+    "refresh_expires_in",
+    "refresh_token",
+    "token_type",
+    "user",
+  ]);
   assert.equal(body.token_type, "Bearer");
   assert.equal(body.expires_in, 3600);
-  assert.deepEqual(
-    await verifyAccessToken(body.access_token, { secret: config.jwtSecret, now: clock.now() }),
-    { userId: user.id, role: "admin" },
+  assert.equal(body.refresh_expires_in, 7 * 86400);
+  assert.match(body.refresh_token, /^rt_[A-Za-z0-9_-]{43}$/);
+  assert.deepEqual(body.user, { id: user.id, email: "ann@example.com", role: "admin" });
+  const claims = await verifyAccessToken(body.access_token, {
+    secret: config.jwtSecret,
+    now: clock.now(),
+  });
+  assert.equal(claims.userId, user.id);
+  assert.equal(claims.role, "admin");
+  const [session] = await t.db.query<{ user_id: string }>(
+    "SELECT user_id FROM sessions WHERE id = $1",
+    [claims.sessionId],
   );
+  assert.equal(session?.user_id, user.id);
 });
 
 Deno.test("login answers a wrong password and an unknown email alike, after the same work", async () => {
@@ -182,22 +200,28 @@ Deno.test("login rejects a malformed body with VALIDATION_ERROR", async () => {
 });
 
 Deno.test("requireUser accepts a valid bearer token and refuses missing, forged or expired ones", async () => {
-  await using t = await createTestDb("pglite", { migrate: false });
+  await using t = await createTestDb("pglite");
   const { app, config, clock } = createTestApp({ db: t.db });
   const sub = new OpenAPIHono<AuthEnv>();
   sub.get("/api/v1/whoami", requireUser, (c) => c.json(authUser(c)));
   app.route("/", sub);
-  const userId = "0190a5e2-7c1d-7000-8000-000000000001";
-  const token = await signAccessToken({ userId, role: "trader" }, {
+  const user = await createUser(t.db, { email: "ann@example.com", password: null });
+  const userId = user.id;
+  const { token, sessionId } = await accessTokenFor(t.db, user, {
     secret: config.jwtSecret,
     now: clock.now(),
   });
 
   const ok = await app.request("/api/v1/whoami", { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(ok.status, 200);
-  assert.deepEqual(await ok.json(), { userId, role: "trader" });
+  assert.deepEqual(await ok.json(), {
+    userId,
+    role: "admin",
+    email: "ann@example.com",
+    sessionId,
+  });
 
-  const forged = await signAccessToken({ userId, role: "admin" }, {
+  const forged = await signAccessToken({ userId, role: "admin", sessionId }, {
     secret: "someone-elses-secret-0123456789-0123456789",
     now: clock.now(),
   });

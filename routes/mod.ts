@@ -63,6 +63,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", api);
 
   if (deps.config.env !== "production") {
+    app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
+      type: "http",
+      scheme: "bearer",
+      bearerFormat: "JWT",
+      description: "An access token from /api/v1/auth/login, or the identity provider's JWT. " +
+        "The dashboard sends the te_access cookie instead, with X-CSRF-Token on changes.",
+    });
     app.openAPIRegistry.registerComponent("securitySchemes", "OperatorKey", {
       type: "apiKey",
       in: "header",

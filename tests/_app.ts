@@ -45,7 +45,11 @@ export function createTestApp(options: TestAppOptions) {
     clock,
     startedAt: clock.now(),
     ...createAppLimiters(
-      { apiPerMinute: config.rateLimitPerMinute, webhookPerMinute: config.webhook.ratePerMinute },
+      {
+        apiPerMinute: config.rateLimitPerMinute,
+        authPerMinute: config.auth.ratePerMinute,
+        webhookPerMinute: config.webhook.ratePerMinute,
+      },
       clock,
     ),
     bus,

@@ -1,7 +1,9 @@
 /** Rows that many tests need: a user with a paper account and a webhook key. */
 import type { Queryable } from "../db/client.ts";
 import { insertWebhookKey } from "../db/webhook_keys.ts";
+import { createSession } from "../db/sessions.ts";
 import { uuidv7 } from "../lib/ids.ts";
+import { signAccessToken } from "../lib/jwt.ts";
 import { generateWebhookKey } from "../lib/webhook_key.ts";
 
 /** A user, their `paper` account and a webhook key (in clear). */
@@ -40,4 +42,18 @@ export async function insertTrader(
     hash: key.hash,
   });
   return { userId, accountId, key: key.key, keyId };
+}
+
+/** A bearer access token for `userId`, backed by a real session (as login would create). */
+export async function accessTokenFor(
+  db: Queryable,
+  user: { id: string; role: "admin" | "trader" },
+  options: { secret: string; now: number },
+): Promise<{ token: string; sessionId: string; refreshToken: string }> {
+  const { session, refreshToken } = await createSession(db, user.id, { now: options.now });
+  const token = await signAccessToken(
+    { userId: user.id, role: user.role, sessionId: session.id },
+    options,
+  );
+  return { token, sessionId: session.id, refreshToken };
 }

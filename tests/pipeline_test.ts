@@ -4,9 +4,8 @@
  * with the standard error body without ever acknowledging what is not on disk.
  */
 import assert from "node:assert/strict";
-import { signAccessToken } from "../lib/jwt.ts";
 import { sign } from "../lib/standard_webhooks.ts";
-import { insertTrader } from "./_fixtures.ts";
+import { accessTokenFor, insertTrader } from "./_fixtures.ts";
 import { startServer } from "./_process.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
 import {
@@ -106,7 +105,7 @@ Deno.test("a webhook to the real server becomes a journaled paper fill, readable
   assert.ok(events.indexOf("order.created") < events.indexOf("order.filled"));
 
   // The trader reads it back with an access token.
-  const token = await signAccessToken({ userId: trader.userId, role: "trader" }, {
+  const { token } = await accessTokenFor(db, { id: trader.userId, role: "trader" }, {
     secret: JWT_SECRET,
     now: Date.now(),
   });

@@ -1,0 +1,12 @@
+DROP TABLE IF EXISTS audit_log;
+DROP FUNCTION IF EXISTS audit_log_is_append_only();
+DROP INDEX IF EXISTS webhook_keys_expiring;
+ALTER TABLE webhook_keys DROP COLUMN IF EXISTS expiry_warned_at;
+ALTER TABLE webhook_keys DROP COLUMN IF EXISTS replaced_by;
+DROP TABLE IF EXISTS external_identities;
+DROP TABLE IF EXISTS login_throttle;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS sessions;
+ALTER TABLE users DROP COLUMN IF EXISTS updated_at;
+UPDATE users SET password_hash = '!' WHERE password_hash IS NULL;
+ALTER TABLE users ALTER COLUMN password_hash SET NOT NULL;
