@@ -24,6 +24,7 @@ import { databaseOptions } from "./db/open.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import { createLogger, type Logger, serializeError } from "./lib/log.ts";
 import { createAppLimiters } from "./lib/rate_limit.ts";
+import { createExternalVerifier } from "./lib/oidc.ts";
 import { createApp } from "./routes/mod.ts";
 
 /** A running trendedge. */
@@ -159,6 +160,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ),
       bus,
       ingest: ingest.ref,
+      externalAuth: config.auth.oidc ? createExternalVerifier(config.auth.oidc) : undefined,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
       probes: {
         database: async () => ({ engine: db.engine, ping_ms: round(await db.ping(2_000)) }),

@@ -4,6 +4,7 @@ import type { Db } from "../db/client.ts";
 import { FakeClock } from "../lib/clock.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
 import { createAppLimiters } from "../lib/rate_limit.ts";
+import { createExternalVerifier } from "../lib/oidc.ts";
 import type { AppDeps } from "../routes/_env.ts";
 import { createActor } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
@@ -54,6 +55,7 @@ export function createTestApp(options: TestAppOptions) {
     ),
     bus,
     ingest: ingest.ref,
+    externalAuth: config.auth.oidc ? createExternalVerifier(config.auth.oidc) : undefined,
     breakerState: (accountId) => storedBreakerState(breakers, accountId, clock),
     probes: options.probes ?? {
       database: async () => ({ ping_ms: await options.db.ping(1000) }),
