@@ -3,6 +3,7 @@
  * (`broker_accounts.kill_switch`) and one global (`settings` row `kill_switch`, value
  * `{"enabled": boolean}`). Every switch change is journaled as `kill_switch.changed`.
  */
+import { audit, type AuditActor } from "./audit.ts";
 import type { Db, Queryable } from "./client.ts";
 
 /** A broker account, without its credentials. */
@@ -52,6 +53,7 @@ export function setAccountKillSwitch(
   userId: string,
   alias: string,
   on: boolean,
+  actor?: AuditActor,
 ): Promise<AccountRow | null> {
   return db.transaction(async (tx) => {
     const [before] = await tx.query<{ killSwitch: boolean }>(
@@ -70,6 +72,15 @@ export function setAccountKillSwitch(
       accountId: row!.id,
       data: { scope: "account", account: alias, enabled: on, previous: before.killSwitch },
     });
+    if (actor) {
+      await audit(tx, {
+        ...actor,
+        action: "kill_switch.changed",
+        targetType: "broker_account",
+        targetId: row!.id,
+        data: { scope: "account", account: alias, enabled: on, previous: before.killSwitch },
+      });
+    }
     return row!;
   });
 }
@@ -84,7 +95,12 @@ export async function getGlobalKillSwitch(db: Queryable): Promise<boolean> {
 }
 
 /** Turns the global kill switch on or off on behalf of `byUserId`, journaling the change. */
-export function setGlobalKillSwitch(db: Db, on: boolean, byUserId: string): Promise<void> {
+export function setGlobalKillSwitch(
+  db: Db,
+  on: boolean,
+  byUserId: string,
+  actor?: AuditActor,
+): Promise<void> {
   return db.transaction(async (tx) => {
     // Lock the row (creating it first if needed) so concurrent changes journal in order.
     await tx.query(
@@ -105,6 +121,14 @@ export function setGlobalKillSwitch(db: Db, on: boolean, byUserId: string): Prom
       accountId: null,
       data: { scope: "global", enabled: on, previous: before?.enabled === true },
     });
+    if (actor) {
+      await audit(tx, {
+        ...actor,
+        action: "kill_switch.changed",
+        targetType: "global",
+        data: { scope: "global", enabled: on, previous: before?.enabled === true },
+      });
+    }
   });
 }
 

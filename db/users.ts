@@ -180,3 +180,77 @@ function isUniqueViolation(error: unknown, constraint: string): boolean {
   const name = e.constraint ?? e.constraint_name;
   return name === undefined || name === constraint;
 }
+
+/** A user as an admin lists them. */
+export interface UserListRow extends UserRow {
+  lastLoginAt: Date | null;
+  activeSessions: number;
+}
+
+/** Every user, oldest first, with their last login and live session count. */
+export function listUsers(db: Queryable, now: number): Promise<UserListRow[]> {
+  return db.query<UserListRow & Record<string, unknown>>(
+    `SELECT u.id, u.email, u.role, u.created_at AS "createdAt",
+            (SELECT max(created_at) FROM sessions s WHERE s.user_id = u.id) AS "lastLoginAt",
+            (SELECT count(*)::int FROM sessions s
+             WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1) AS "activeSessions"
+     FROM users u ORDER BY u.created_at, u.id`,
+    [new Date(now)],
+  );
+}
+
+/** The last admin cannot be demoted: there must always be someone to run the system. */
+export class LastAdminError extends Error {
+  override name = "LastAdminError";
+  constructor() {
+    super("Cannot change the role: this is the only admin; make another user admin first");
+  }
+}
+
+/**
+ * Sets the role of user `id`, auditing the change; returns the user, or null when there is no
+ * such user. Throws {@linkcode LastAdminError} when it would leave no admin.
+ */
+export function setUserRole(
+  db: Db,
+  input: { id: string; role: Role; actor: AuditActor },
+): Promise<UserRow | null> {
+  if (!isUuid(input.id)) return Promise.resolve(null);
+  return db.transaction(async (tx) => {
+    // Serializes role changes, so two concurrent demotions cannot remove both last admins.
+    await tx.query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE");
+    const [before] = await tx.query<{ role: Role }>(
+      `SELECT role FROM users WHERE id = $1`,
+      [input.id],
+    );
+    if (!before) return null;
+    if (before.role === "admin" && input.role !== "admin") {
+      const [admins] = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM users WHERE role = 'admin'`,
+      );
+      if (admins!.n <= 1) throw new LastAdminError();
+    }
+    const [row] = await tx.query<UserRow & Record<string, unknown>>(
+      `UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+      [input.id, input.role],
+    );
+    if (before.role !== input.role) {
+      await audit(tx, {
+        ...input.actor,
+        action: "user.role_changed",
+        targetType: "user",
+        targetId: input.id,
+        data: { email: row!.email, from: before.role, to: input.role },
+      });
+    }
+    return row!;
+  });
+}
+
+/** Stores a new password hash (lib/password.ts) for user `id`. */
+export async function setUserPassword(db: Queryable, id: string, passwordHash: string) {
+  await db.query(`UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1`, [
+    id,
+    passwordHash,
+  ]);
+}

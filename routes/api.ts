@@ -22,6 +22,7 @@ import {
 } from "../db/reads.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError } from "../lib/errors.ts";
+import { auditActor } from "./_audit.ts";
 import { type AuthEnv, authUser } from "./_auth.ts";
 import { ERRORS, ErrorSchema, json, NOT_FOUND, SECURED, validationHook } from "./_openapi.ts";
 
@@ -422,7 +423,13 @@ api.openapi(
     const { userId, role } = authUser(c);
     const database = db(c);
     if (account !== undefined) {
-      const changed = await setAccountKillSwitch(database, userId, account, enabled);
+      const changed = await setAccountKillSwitch(
+        database,
+        userId,
+        account,
+        enabled,
+        auditActor(c),
+      );
       if (!changed) throw new ApiError("NOT_FOUND", `Cannot find account "${account}"`);
     } else {
       if (role !== "admin") {
@@ -431,7 +438,7 @@ api.openapi(
           "Cannot change the global kill switch: it takes an admin; give an account to switch one",
         );
       }
-      await setGlobalKillSwitch(database, enabled, userId);
+      await setGlobalKillSwitch(database, enabled, userId, auditActor(c));
     }
     c.get("deps").log.warning("Kill switch changed", {
       request_id: c.get("requestId"),

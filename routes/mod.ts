@@ -16,7 +16,9 @@ import {
   timing,
 } from "./_middleware.ts";
 import { validationHook } from "./_openapi.ts";
+import { admin } from "./admin.ts";
 import { api } from "./api.ts";
+import { me } from "./me.ts";
 import { auth } from "./auth.ts";
 import { health } from "./health.ts";
 import { webhooks } from "./webhooks.ts";
@@ -60,6 +62,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", health);
   app.route("/", webhooks);
   app.route("/", auth);
+  app.route("/", me);
+  app.route("/", admin);
   app.route("/", api);
 
   if (deps.config.env !== "production") {

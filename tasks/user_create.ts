@@ -3,6 +3,7 @@
  * The first user ever is the admin. Runs against DATABASE_URL, or the embedded database under
  * DATA_DIR when it is unset, migrating it first so a fresh data dir works.
  */
+import { OPERATOR } from "../db/audit.ts";
 import { openOperatorDb } from "../db/open.ts";
 import { migrateUp } from "../db/migrate.ts";
 import { createUser, DuplicateEmailError, InvalidEmailError } from "../db/users.ts";
@@ -19,7 +20,13 @@ async function main(args: string[]) {
   let outcome: { user?: Awaited<ReturnType<typeof createUser>>; error?: string; code?: number };
   try {
     await migrateUp(db);
-    outcome = { user: await createUser(db, { email: values.email, password: values.password }) };
+    outcome = {
+      user: await createUser(db, {
+        email: values.email,
+        password: values.password,
+        actor: OPERATOR,
+      }),
+    };
   } catch (error) {
     if (error instanceof DuplicateEmailError) outcome = { error: error.message, code: 1 };
     else if (error instanceof InvalidEmailError || error instanceof PasswordPolicyError) {
