@@ -136,3 +136,46 @@ Deno.test("environment lets the process environment win over .env", async () => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("config reads an identity provider and refuses a half or unsafe one", () => {
+  const oidc = loadConfig({
+    OIDC_ISSUER: "https://idp.example.com/",
+    OIDC_AUDIENCE: "trendedge",
+    OIDC_JWKS_URL: "https://idp.example.com/.well-known/jwks.json",
+  }).auth.oidc;
+  assert.deepEqual(oidc?.algorithms, ["RS256", "ES256"]);
+  assert.equal(oidc?.autoProvision, false);
+  assert.equal(loadConfig({}).auth.oidc, undefined);
+  const problems = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+      return [];
+    } catch (error) {
+      return (error as ConfigError).problems;
+    }
+  };
+  assert.ok(
+    problems({ OIDC_ISSUER: "https://idp.example.com/" }).some((p) => /OIDC_AUDIENCE/.test(p)),
+  );
+  assert.ok(
+    problems({
+      OIDC_ISSUER: "https://idp.example.com/",
+      OIDC_AUDIENCE: "a",
+      OIDC_JWKS_URL: "http://idp.example.com/jwks.json",
+    }).some((p) => /https/.test(p)),
+  );
+  assert.ok(
+    problems({
+      OIDC_ISSUER: "https://idp.example.com/",
+      OIDC_AUDIENCE: "a",
+      OIDC_JWKS_URL: "https://idp.example.com/jwks.json",
+      OIDC_ALGORITHMS: "HS256",
+    }).some((p) => /OIDC_SECRET/.test(p)),
+  );
+  assert.ok(problems({ OIDC_ALGORITHMS: "none" }).some((p) => /OIDC_ALGORITHMS/.test(p)));
+  assert.ok(
+    problems({ ENCRYPTION_KEY_PREVIOUS: "ab".repeat(32) }).some((p) =>
+      /ENCRYPTION_KEY_VERSION/.test(p)
+    ),
+  );
+});
