@@ -24,7 +24,7 @@ import {
   verifyPassword,
 } from "../lib/password.ts";
 import { auditActor } from "./_audit.ts";
-import { checkCsrf, isAllowedOrigin, REFRESH_COOKIE, requireUser } from "./_auth.ts";
+import { ACCESS_COOKIE, checkCsrf, isAllowedOrigin, REFRESH_COOKIE, requireUser } from "./_auth.ts";
 import type { AppEnv } from "./_env.ts";
 import { clientIp } from "./_middleware.ts";
 import { ERRORS, ErrorSchema, json, jsonBody, validationHook } from "./_openapi.ts";
@@ -199,10 +199,8 @@ auth.openapi(
     tags: ["auth"],
     summary: "Trade a refresh token (body or cookie) for a new access and refresh token",
     description: "Each refresh token works once. Using one again ends its whole session: it " +
-      "means the token was copied.",
-    request: {
-      body: { required: false, content: { "application/json": { schema: RefreshBody } } },
-    },
+      'means the token was copied. Body (optional, JSON): `{"refresh_token"}`; without ' +
+      "it the `te_refresh` cookie is used, with `X-CSRF-Token`.",
     responses: {
       200: json(SessionResponse, "The renewed session"),
       401: json(ErrorSchema, "Unknown, expired, reused or revoked refresh token"),
@@ -263,22 +261,29 @@ auth.openapi(
     path: "/api/v1/auth/logout",
     tags: ["auth"],
     summary: "End the caller's session (its access and refresh tokens stop working)",
-    middleware: [requireUser],
+    description: "Proof of the session is the access token (bearer or cookie) or, once that " +
+      'has expired, the refresh token (JSON body `{"refresh_token"}`, or the cookie with ' +
+      "X-CSRF-Token).",
     security: [{ Bearer: [] }],
-    responses: { 204: { description: "Logged out" }, ...ERRORS, ...TOO_MANY },
+    responses: {
+      204: { description: "Logged out" },
+      ...ERRORS,
+      403: json(ErrorSchema, "Cookie logout without the CSRF token"),
+      ...TOO_MANY,
+    },
   }),
   async (c) => {
     const { db, clock } = c.get("deps");
-    const userId = c.get("userId")!;
-    const sessionId = c.get("sessionId");
-    if (sessionId) {
+    const session = await sessionToEnd(c);
+    if (session) {
       await db.transaction(async (tx) => {
-        await revokeSession(tx, { sessionId, userId, reason: "logout", now: clock.now() });
+        const ended = await revokeSession(tx, { ...session, reason: "logout", now: clock.now() });
+        if (!ended) return;
         await audit(tx, {
-          ...auditActor(c),
+          ...auditActor(c, { actorId: session.userId, actor: c.get("email") ?? "unknown" }),
           action: "auth.logout",
           targetType: "session",
-          targetId: sessionId,
+          targetId: session.sessionId,
         });
       });
     }
@@ -286,6 +291,41 @@ auth.openapi(
     return c.body(null, 204);
   },
 );
+
+/**
+ * The session a logout proves: the access token's, else the refresh token's. Null for an
+ * identity provider's token (no session of ours); 401 when nothing proves a session.
+ */
+async function sessionToEnd(
+  c: Context<AppEnv>,
+): Promise<{ sessionId: string; userId: string } | null> {
+  const { db } = c.get("deps");
+  const fromBody = (await optionalJson(c, RefreshBody))?.refresh_token;
+  if (fromBody !== undefined) {
+    const found = await peekRefreshToken(db, fromBody);
+    if (!found) throw refreshRefused("the refresh token is unknown");
+    return found;
+  }
+  let accessError: unknown;
+  if (c.req.header("authorization") !== undefined || getCookie(c, ACCESS_COOKIE) !== undefined) {
+    try {
+      await requireUser(c, () => Promise.resolve());
+      const sessionId = c.get("sessionId");
+      return sessionId ? { sessionId, userId: c.get("userId")! } : null;
+    } catch (error) {
+      accessError = error;
+    }
+  }
+  const cookie = getCookie(c, REFRESH_COOKIE);
+  if (cookie === undefined) {
+    throw accessError ??
+      new ApiError("AUTHENTICATION_REQUIRED", "Cannot log out: send the access or refresh token");
+  }
+  const found = await peekRefreshToken(db, cookie);
+  if (!found) throw refreshRefused("the refresh token is unknown");
+  await checkCsrf(c, found.sessionId);
+  return found;
+}
 
 /** Login and setup from a browser must come from our own pages (login CSRF). */
 function checkLoginOrigin(c: Context<AppEnv>): void {

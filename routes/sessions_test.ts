@@ -687,3 +687,46 @@ Deno.test("no token or password ever reaches a log line", async () => {
     assert.ok(!text.includes(secret), `a log line holds ${secret.slice(0, 8)}…`);
   }
 });
+
+Deno.test("logout still works once the access token has expired, with the refresh token", async () => {
+  await using t = await createTestDb("pglite");
+  await using h = await harness(t);
+  const { refresh } = await tokens(h.app, "ann@example.com");
+  await h.clock.advance(2 * 3600_000);
+  assert.equal(
+    (await post(h.app, "/api/v1/auth/logout", { refresh_token: refresh })).status,
+    204,
+  );
+  await errorOf(
+    await post(h.app, "/api/v1/auth/refresh", { refresh_token: refresh }),
+    401,
+    "AUTHENTICATION_REQUIRED",
+  );
+
+  // The dashboard: expired access cookie, refresh cookie and the CSRF token.
+  const res = await login(h.app, "ann@example.com", { mode: "cookie" });
+  const cookies = setCookies(res);
+  await res.body?.cancel();
+  await h.clock.advance(2 * 3600_000);
+  const cookie = `te_access=${cookies.get("te_access")!.value}; te_refresh=${
+    cookies.get("te_refresh")!.value
+  }`;
+  await errorOf(
+    await h.app.request("/api/v1/auth/logout", { method: "POST", headers: { Cookie: cookie } }),
+    403,
+    "FORBIDDEN",
+  );
+  const out = await h.app.request("/api/v1/auth/logout", {
+    method: "POST",
+    headers: { Cookie: cookie, "X-CSRF-Token": cookies.get("te_csrf")!.value },
+  });
+  assert.equal(out.status, 204);
+  const live = await t.db.query("SELECT id FROM sessions WHERE revoked_at IS NULL");
+  assert.equal(live.length, 0);
+  // Nothing to prove a session: 401.
+  await errorOf(
+    await h.app.request("/api/v1/auth/logout", { method: "POST" }),
+    401,
+    "AUTHENTICATION_REQUIRED",
+  );
+});
