@@ -25,6 +25,8 @@ import { type Clock, systemClock } from "./lib/clock.ts";
 import { createLogger, type Logger, serializeError } from "./lib/log.ts";
 import { createAppLimiters } from "./lib/rate_limit.ts";
 import { createExternalVerifier } from "./lib/oidc.ts";
+import { eventLoopLag, type Registry } from "./lib/metrics.ts";
+import { createAppMetrics } from "./routes/metrics.ts";
 import { createApp } from "./routes/mod.ts";
 
 /** A running trendedge. */
@@ -143,7 +145,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     ]);
     cleanup.unshift(() => supervisor.stop(config.shutdownTimeoutMs));
 
+    const metrics = createAppMetrics(bus);
+    const lag = eventLoopLag();
+    cleanup.push(() => Promise.resolve(lag.stop()));
+    registerRuntimeGauges(metrics.registry, { config, queue, registry, ingest, lag });
     const app = createApp({
+      metrics,
       config,
       log: log.child("http"),
       db,
@@ -383,3 +390,68 @@ async function main() {
 }
 
 if (import.meta.main) await main();
+
+/** The gauges read at each scrape of `/metrics`: live state of the queue, actors and process. */
+function registerRuntimeGauges(
+  metrics: Registry,
+  source: {
+    config: Config;
+    queue: Queue;
+    registry: ExecutorRegistry;
+    ingest: { mailboxSize: number };
+    lag: { lagMs(): number };
+  },
+): void {
+  const { config, queue, registry, ingest, lag } = source;
+  metrics.gauge("trendedge_build_info", "Version and environment of this process", () => [
+    { labels: { version: config.version, environment: config.env }, value: 1 },
+  ]);
+  metrics.gauge("trendedge_queue_messages", "Durable queue messages by state", async () => {
+    const depth = await queue.depth();
+    return [
+      { labels: { state: "pending" }, value: depth.pending },
+      { labels: { state: "dead_letter" }, value: depth.deadLetters },
+    ];
+  });
+  metrics.gauge(
+    "trendedge_breaker_state",
+    "Circuit breaker of each running executor: 1 for its current state",
+    async () =>
+      (await registry.statuses()).flatMap((s) =>
+        ["closed", "half_open", "open"].map((state) => ({
+          labels: { account_id: s.accountId, alias: s.alias, broker: s.broker, state },
+          value: s.breaker === state ? 1 : 0,
+        }))
+      ),
+  );
+  metrics.gauge(
+    "trendedge_executor_open_orders",
+    "Orders each running executor watches",
+    async () =>
+      (await registry.statuses()).map((s) => ({
+        labels: { account_id: s.accountId, alias: s.alias, broker: s.broker },
+        value: s.openOrders,
+      })),
+  );
+  metrics.gauge("trendedge_mailbox_messages", "Messages waiting in actor mailboxes", () => [
+    { labels: { actor: "ingest" }, value: ingest.mailboxSize },
+    ...Object.entries(registry.mailboxes()).map(([accountId, size]) => ({
+      labels: { actor: "executor", account_id: accountId },
+      value: size,
+    })),
+  ]);
+  metrics.gauge(
+    "trendedge_event_loop_lag_seconds",
+    "How late a 500 ms timer fired, last sample",
+    () => [{ value: lag.lagMs() / 1000 }],
+  );
+  metrics.gauge("trendedge_process_memory_bytes", "Memory of this process", () => {
+    const m = Deno.memoryUsage();
+    return [
+      { labels: { kind: "rss" }, value: m.rss },
+      { labels: { kind: "heap_used" }, value: m.heapUsed },
+      { labels: { kind: "heap_total" }, value: m.heapTotal },
+      { labels: { kind: "external" }, value: m.external },
+    ];
+  });
+}

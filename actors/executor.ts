@@ -971,6 +971,7 @@ export function executorBehavior(
         side: order.side,
         quantity: order.quantity,
         leg: order.leg,
+        broker: state.account.broker,
         status: broker.status,
         filledQuantity: broker.filledQuantity,
         averageFillPrice: broker.averageFillPrice ?? null,

@@ -11,6 +11,7 @@ import type { ActorRef } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
 import type { Role } from "../lib/jwt.ts";
 import type { ExternalVerifier } from "../lib/oidc.ts";
+import type { AppMetrics } from "./metrics.ts";
 
 /** What the HTTP layer needs from the running process. */
 export interface AppDeps {
@@ -33,6 +34,8 @@ export interface AppDeps {
   /** Accepted signals are told to ingest, which routes them to their executor. */
   ingest: ActorRef<IngestCommand>;
   queue?: Queue;
+  /** The process's metrics (`/metrics`); the app makes its own when none is given. */
+  metrics?: AppMetrics;
   /** Verifies an external identity provider's tokens, when one is configured. */
   externalAuth?: ExternalVerifier;
   /** Epoch ms when the process started. */

@@ -19,6 +19,7 @@ import { validationHook } from "./_openapi.ts";
 import { admin } from "./admin.ts";
 import { api } from "./api.ts";
 import { me } from "./me.ts";
+import { createAppMetrics, metricsRoute, recordMetrics } from "./metrics.ts";
 import { auth } from "./auth.ts";
 import { health } from "./health.ts";
 import { webhooks } from "./webhooks.ts";
@@ -34,11 +35,13 @@ const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
  */
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  deps.metrics ??= createAppMetrics(deps.bus);
 
   app.use(
     "*",
     requestId(deps),
     timing(),
+    recordMetrics(deps.metrics),
     cors({
       origin: deps.config.corsOrigins,
       credentials: true,
@@ -60,6 +63,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   );
 
   app.route("/", health);
+  app.route("/", metricsRoute);
   app.route("/", webhooks);
   app.route("/", auth);
   app.route("/", me);

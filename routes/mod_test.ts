@@ -319,6 +319,7 @@ Deno.test("OpenAPI document and Swagger UI are served outside production only", 
     "/health",
     "/health/detailed",
     "/health/ready",
+    "/metrics",
   ]);
   assert.ok(doc.components.schemas.Error, "the error body is documented");
   const docs = await app.request("/docs");
