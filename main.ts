@@ -22,7 +22,8 @@ import { createKvQueue } from "./db/queue_kv.ts";
 import { kvPath } from "./db/paths.ts";
 import { databaseOptions } from "./db/open.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
-import { createLogger, type Logger, serializeError } from "./lib/log.ts";
+import { createLogger, type Logger, serializeError, stdoutSink } from "./lib/log.ts";
+import { createErrorReporter } from "./lib/sentry.ts";
 import { createAppLimiters } from "./lib/rate_limit.ts";
 import { createExternalVerifier } from "./lib/oidc.ts";
 import { eventLoopLag, type Registry } from "./lib/metrics.ts";
@@ -364,7 +365,22 @@ async function main() {
     else log.critical("Cannot start", { error: serializeError(error) });
     Deno.exit(78); // EX_CONFIG
   }
-  const log = createLogger("trendedge", { level: config.logLevel });
+  const reporter = config.sentryDsn
+    ? createErrorReporter({
+      dsn: config.sentryDsn,
+      environment: config.env,
+      release: config.version,
+    })
+    : undefined;
+  const log = createLogger("trendedge", {
+    level: config.logLevel,
+    sink: reporter
+      ? (line) => {
+        stdoutSink(line);
+        reporter.line(line);
+      }
+      : stdoutSink,
+  });
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
     log.critical("Unhandled promise rejection", { error: serializeError(event.reason) });
@@ -374,11 +390,13 @@ async function main() {
     runtime = await start(config, { log });
   } catch (error) {
     log.critical((error as Error).message ?? "Cannot start", { error: serializeError(error) });
+    await reporter?.close(2_000);
     Deno.exit(1);
   }
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, async () => {
       const clean = await runtime.shutdown(signal);
+      await reporter?.close(2_000);
       Deno.exit(clean ? 0 : 1);
     });
   }
