@@ -19,6 +19,7 @@ import { validationHook } from "./_openapi.ts";
 import { api } from "./api.ts";
 import { auth } from "./auth.ts";
 import { health } from "./health.ts";
+import { keys } from "./keys.ts";
 import { webhooks } from "./webhooks.ts";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -61,6 +62,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", webhooks);
   app.route("/", auth);
   app.route("/", api);
+  app.route("/", keys);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
