@@ -103,7 +103,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       log,
       shutdownMs: config.shutdownTimeoutMs,
     });
-    const ingest = createActor("ingest", ingestBehavior({ db, clock, registry }), {
+    const ingest = createActor("ingest", ingestBehavior({ db, clock, registry, bus }), {
       capacity: 100_000,
       log: log.child("ingest"),
       clock,

@@ -2,13 +2,16 @@
  * Ingest routes accepted signals to their account's executor. The webhook route has already
  * validated, deduplicated and committed the signal; ingest only has to make sure it runs:
  * at start it re-dispatches everything accepted but unfinished (recovery), and a sweep every few
- * seconds catches a signal whose dispatch was lost (a full mailbox, a crash between commit and tell)
- * and deletes dedup rows whose window has closed.
+ * seconds catches a signal whose dispatch was lost (a full mailbox, a crash between commit and tell),
+ * deletes dedup rows whose window has closed, and warns the owners of webhook keys that expire
+ * within a week (once per key, across instances).
  */
 import { type Db, isDbUnavailable } from "../db/client.ts";
 import { setSignalStatus } from "../db/executions.ts";
 import { purgeExpiredDedup, unfinishedSignals } from "../db/signals.ts";
+import { warnExpiringWebhookKeys } from "../db/webhook_keys.ts";
 import type { Clock } from "../lib/clock.ts";
+import type { EventBus } from "../lib/events.ts";
 import { serializeError } from "../lib/log.ts";
 import type { ActorContext, Behavior } from "./actor.ts";
 import type { ExecutorRegistry } from "./executors.ts";
@@ -32,6 +35,8 @@ export interface IngestDeps {
   db: Db;
   clock: Clock;
   registry: ExecutorRegistry;
+  /** Where `webhook_key.expiring` is published. */
+  bus: EventBus;
   /** How often lost dispatches are looked for (default 5 s); 0 disables the sweep. */
   sweepIntervalMs?: number;
 }
@@ -93,6 +98,7 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
           // Closed dedup windows are only reused when the same key repeats; drop the rest.
           const purged = await purgeExpiredDedup(deps.db, new Date(deps.clock.now()));
           if (purged > 0) ctx.log.debug("Purged closed dedup windows", { count: purged });
+          await warnExpiringKeys(ctx);
           return state;
         }
         default: {
@@ -106,6 +112,36 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
       if (state.timer !== undefined) clearInterval(state.timer);
     },
   };
+
+  /** Warns (log and bus) the owners of keys that expire soon; each key once, across instances. */
+  async function warnExpiringKeys(ctx: ActorContext<IngestCommand>) {
+    const now = new Date(deps.clock.now());
+    let expiring;
+    try {
+      expiring = await warnExpiringWebhookKeys(deps.db, now);
+    } catch (error) {
+      // Not worth a restart of the signal path; the next sweep tries again.
+      if (isDbUnavailable(error)) throw error;
+      ctx.log.error("Cannot look for expiring webhook keys", { error: serializeError(error) });
+      return;
+    }
+    for (const key of expiring) {
+      const expiresAt = key.expiresAt.toISOString();
+      ctx.log.warning("Webhook key expires soon", {
+        user_id: key.userId,
+        key_id: key.id,
+        key_name: key.name,
+        key_prefix: key.prefix,
+        expires_at: expiresAt,
+      });
+      deps.bus.publish({
+        type: "webhook_key.expiring",
+        userId: key.userId,
+        at: now.toISOString(),
+        data: { key_id: key.id, name: key.name, prefix: key.prefix, expires_at: expiresAt },
+      });
+    }
+  }
 
   /**
    * Tells the signal's executor (started if needed) to execute it; with `startOnly`, only makes

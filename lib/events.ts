@@ -14,7 +14,8 @@ export type PipelineEventType =
   | "trade.updated"
   | "trade.closed"
   | "breaker.opened"
-  | "breaker.closed";
+  | "breaker.closed"
+  | "webhook_key.expiring";
 
 /** One event. `data` is plain JSON. */
 export interface PipelineEvent {

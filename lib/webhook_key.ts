@@ -28,3 +28,21 @@ export function hashWebhookKey(key: string): Promise<Uint8Array> {
 export function looksLikeWebhookKey(value: unknown): value is string {
   return typeof value === "string" && /^whk_[A-Za-z0-9_-]{43}$/.test(value);
 }
+
+/** A key is `expiring` this long before it expires, and its owner is warned once. */
+export const EXPIRY_WARNING_MS = 7 * 86_400_000;
+
+/** Where a key stands: usable (`active`, `expiring` within a week) or not (`expired`, `revoked`). */
+export type WebhookKeyStatus = "active" | "expiring" | "expired" | "revoked";
+
+/** The status of a key at `now` (epoch ms); a key is expired from its `expiresAt` on. */
+export function webhookKeyStatus(
+  key: { revokedAt: Date | null; expiresAt: Date | null },
+  now: number,
+): WebhookKeyStatus {
+  if (key.revokedAt !== null) return "revoked";
+  if (key.expiresAt === null) return "active";
+  const left = key.expiresAt.getTime() - now;
+  if (left <= 0) return "expired";
+  return left <= EXPIRY_WARNING_MS ? "expiring" : "active";
+}

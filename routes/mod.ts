@@ -22,6 +22,7 @@ import { me } from "./me.ts";
 import { createAppMetrics, metricsRoute, recordMetrics } from "./metrics.ts";
 import { auth } from "./auth.ts";
 import { health } from "./health.ts";
+import { keys } from "./keys.ts";
 import { webhooks } from "./webhooks.ts";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -69,6 +70,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", me);
   app.route("/", admin);
   app.route("/", api);
+  app.route("/", keys);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {

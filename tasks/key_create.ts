@@ -1,12 +1,14 @@
 /**
  * `deno task key:create --email E [--name N] [--expires-days D]` — creates a webhook key for a
  * user. Only its SHA-256 is stored; the key itself is printed once, alone on the last line of
- * stdout, so scripts can take it with `tail -n 1`.
+ * stdout, so scripts can take it with `tail -n 1`. Audited as `webhook_key.created` by
+ * `operator`, who is not held to the per-user limit of active keys.
  */
 import { openOperatorDb } from "../db/open.ts";
 import { migrateUp } from "../db/migrate.ts";
 import { findUserByEmail } from "../db/users.ts";
-import { insertWebhookKey, type WebhookKeyRow } from "../db/webhook_keys.ts";
+import { OPERATOR } from "../db/audit.ts";
+import { createWebhookKey, type WebhookKeyRow } from "../db/webhook_keys.ts";
 import { fail, parseFlags, print } from "../lib/cli.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { generateWebhookKey } from "../lib/webhook_key.ts";
@@ -46,13 +48,14 @@ async function main(args: string[]) {
       outcome = { error: `Cannot create key: no user has the email "${values.email.trim()}"` };
     } else {
       const generated = await generateWebhookKey();
-      const row = await insertWebhookKey(db, {
-        id: uuidv7(now),
+      const row = await createWebhookKey(db, {
         userId: user.id,
         name,
-        prefix: generated.prefix,
-        hash: generated.hash,
+        key: { id: uuidv7(now), prefix: generated.prefix, hash: generated.hash },
         expiresAt: new Date(now + Number(days) * DAY_MS),
+        now: new Date(now),
+        actor: OPERATOR,
+        maxActive: Infinity,
       });
       outcome = { row, key: generated.key, email: user.email };
     }

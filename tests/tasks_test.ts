@@ -80,6 +80,7 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
   try {
     const rows = await db.query<
       {
+        id: string;
         user_id: string;
         name: string;
         prefix: string;
@@ -88,7 +89,7 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
         dump: string;
       }
     >(
-      `SELECT user_id, name, prefix, key_hash,
+      `SELECT id, user_id, name, prefix, key_hash,
               round(extract(epoch FROM expires_at - created_at) / 86400)::int AS days,
               row_to_json(k)::text AS dump
        FROM webhook_keys k`,
@@ -114,6 +115,18 @@ async function operatorFlow(env: Record<string, string>, open: () => Promise<Db>
       [key],
     );
     assert.equal(leak!.n, 0);
+    const audits = await db.query<
+      { actor_id: string | null; actor: string; target_id: string; data: string }
+    >(
+      `SELECT actor_id, actor, target_id, data::text AS data FROM audit_log
+       WHERE action = 'webhook_key.created'`,
+    );
+    assert.deepEqual(
+      audits.map((a) => [a.actor_id, a.actor, a.target_id]),
+      [[null, "operator", row.id]],
+      "audited as the operator",
+    );
+    assert.ok(!audits[0]!.data.includes(key), "without the key");
     const accounts = await db.query<{ alias: string }>(
       "SELECT alias FROM broker_accounts WHERE user_id = $1",
       [userId],

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { createTestDb, ENGINES } from "../tests/_db.ts";
+import { insertTrader } from "../tests/_fixtures.ts";
+import { uuidv7 } from "../lib/ids.ts";
+import { generateWebhookKey } from "../lib/webhook_key.ts";
+import type { Queryable } from "./client.ts";
+import { insertWebhookKey, warnExpiringWebhookKeys } from "./webhook_keys.ts";
+
+const DAY_MS = 86_400_000;
+const NOW = Date.UTC(2026, 0, 5, 14, 30);
+
+async function key(
+  db: Queryable,
+  userId: string,
+  name: string,
+  expiresInMs: number | null,
+  extra: { revoked?: boolean; replacedBy?: string } = {},
+): Promise<string> {
+  const generated = await generateWebhookKey();
+  const row = await insertWebhookKey(db, {
+    id: uuidv7(NOW),
+    userId,
+    name,
+    prefix: generated.prefix,
+    hash: generated.hash,
+    expiresAt: expiresInMs === null ? null : new Date(NOW + expiresInMs),
+    createdAt: new Date(NOW - DAY_MS),
+  });
+  if (extra.revoked || extra.replacedBy) {
+    await db.query(
+      "UPDATE webhook_keys SET revoked_at = $2, replaced_by = $3 WHERE id = $1",
+      [row.id, extra.revoked ? new Date(NOW) : null, extra.replacedBy ?? null],
+    );
+  }
+  return row.id;
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`warnExpiringWebhookKeys warns once per usable key expiring within a week and journals it (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const soon = await key(t.db, ann.userId, "soon", 3 * DAY_MS);
+    const later = await key(t.db, ann.userId, "later", 8 * DAY_MS);
+    await key(t.db, ann.userId, "never", null);
+    await key(t.db, ann.userId, "revoked", 2 * DAY_MS, { revoked: true });
+    await key(t.db, ann.userId, "expired", -1);
+    await key(t.db, ann.userId, "replaced", DAY_MS, { replacedBy: later });
+
+    const warned = await warnExpiringWebhookKeys(t.db, new Date(NOW));
+    assert.equal(warned.length, 1);
+    const [prefix] = await t.db.query<{ prefix: string }>(
+      "SELECT prefix FROM webhook_keys WHERE id = $1",
+      [soon],
+    );
+    assert.deepEqual(warned[0], {
+      id: soon,
+      userId: ann.userId,
+      name: "soon",
+      prefix: prefix!.prefix,
+      expiresAt: new Date(NOW + 3 * DAY_MS),
+    });
+    const journal = await t.db.query<{ user_id: string; event: string; data: unknown; at: Date }>(
+      "SELECT user_id, event, data, at FROM journal WHERE event = 'webhook_key.expiring'",
+    );
+    assert.deepEqual([...journal], [{
+      user_id: ann.userId,
+      event: "webhook_key.expiring",
+      data: {
+        key_id: soon,
+        name: "soon",
+        prefix: prefix!.prefix,
+        expires_at: new Date(NOW + 3 * DAY_MS).toISOString(),
+      },
+      at: new Date(NOW),
+    }]);
+    const [mark] = await t.db.query<{ expiry_warned_at: Date }>(
+      "SELECT expiry_warned_at FROM webhook_keys WHERE id = $1",
+      [soon],
+    );
+    assert.deepEqual(mark!.expiry_warned_at, new Date(NOW));
+
+    assert.equal((await warnExpiringWebhookKeys(t.db, new Date(NOW + 60_000))).length, 0, "once");
+    const nextDay = await warnExpiringWebhookKeys(t.db, new Date(NOW + DAY_MS + 1));
+    assert.deepEqual(nextDay.map((k) => k.name), ["later"], "a week before it expires");
+  });
+
+  Deno.test(`warnExpiringWebhookKeys called concurrently warns each key exactly once (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ids = new Set<string>();
+    for (let u = 0; u < 3; u++) {
+      const trader = await insertTrader(t.db);
+      for (let i = 0; i < 20; i++) {
+        ids.add(await key(t.db, trader.userId, `k${i}`, (i + 1) * 3_600_000));
+      }
+    }
+    const now = new Date(NOW);
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () => warnExpiringWebhookKeys(t.db, now, { limit: 25 })),
+    );
+    const more = await warnExpiringWebhookKeys(t.db, now, { limit: 100 });
+    const warned = [...runs.flat(), ...more].map((k) => k.id);
+    assert.equal(warned.length, ids.size, "no key twice");
+    assert.deepEqual(new Set(warned), ids, "every key once");
+    const [{ n }] = await t.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM journal WHERE event = 'webhook_key.expiring'",
+    ) as [{ n: number }];
+    assert.equal(n, ids.size, "one journal entry per key");
+  });
+}
