@@ -8,6 +8,8 @@
  */
 import { type Db, isDbUnavailable } from "../db/client.ts";
 import { setSignalStatus } from "../db/executions.ts";
+import { purgeLoginThrottle } from "../db/login_throttle.ts";
+import { purgeEndedSessions } from "../db/sessions.ts";
 import { purgeExpiredDedup, unfinishedSignals } from "../db/signals.ts";
 import { warnExpiringWebhookKeys } from "../db/webhook_keys.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -30,6 +32,9 @@ export type IngestCommand =
 
 type Sweep = { type: "sweep" };
 
+/** How often expired sessions and old login failures are deleted. */
+const HOUSEKEEPING_MS = 3_600_000;
+
 /** What ingest needs. */
 export interface IngestDeps {
   db: Db;
@@ -43,6 +48,8 @@ export interface IngestDeps {
 
 interface State {
   timer?: ReturnType<typeof setInterval>;
+  /** Epoch ms of the last hourly housekeeping (0: not yet). */
+  housekeptAt: number;
 }
 
 /** The ingest behaviour. */
@@ -68,7 +75,7 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
           });
         }
       }
-      const state: State = {};
+      const state: State = { housekeptAt: 0 };
       if (sweepMs > 0) {
         state.timer = setInterval(() => ctx.self.tell({ type: "sweep" }).catch(() => {}), sweepMs);
       }
@@ -99,6 +106,17 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
           const purged = await purgeExpiredDedup(deps.db, new Date(deps.clock.now()));
           if (purged > 0) ctx.log.debug("Purged closed dedup windows", { count: purged });
           await warnExpiringKeys(ctx);
+          if (deps.clock.now() - state.housekeptAt >= HOUSEKEEPING_MS) {
+            state.housekeptAt = deps.clock.now();
+            const ended = await purgeEndedSessions(deps.db, deps.clock.now());
+            const throttles = await purgeLoginThrottle(deps.db, deps.clock.now());
+            if (ended + throttles > 0) {
+              ctx.log.debug("Purged ended sessions and old login failures", {
+                sessions_and_tokens: ended,
+                login_throttles: throttles,
+              });
+            }
+          }
           return state;
         }
         default: {

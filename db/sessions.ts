@@ -231,3 +231,19 @@ async function insertRefreshToken(
   );
   return token;
 }
+
+/**
+ * Deletes expired refresh tokens, and sessions that ended (revoked or expired) more than 30 days
+ * ago (kept that long for the admins' "last login" view). Returns how many rows went.
+ */
+export async function purgeEndedSessions(db: Queryable, now: number): Promise<number> {
+  const tokens = await db.query(
+    `DELETE FROM refresh_tokens WHERE expires_at < $1 RETURNING session_id`,
+    [new Date(now)],
+  );
+  const sessions = await db.query(
+    `DELETE FROM sessions WHERE coalesce(revoked_at, expires_at) < $1 RETURNING id`,
+    [new Date(now - 30 * 86_400_000)],
+  );
+  return tokens.length + sessions.length;
+}
