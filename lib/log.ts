@@ -33,18 +33,21 @@ const SECRET_FIELD =
 const REDACTED = "[REDACTED]";
 const MAX_DEPTH = 6;
 
-/** Returns a copy of `value` with every secret-named field replaced by "[REDACTED]". */
-export function redact(value: unknown, depth = 0): unknown {
+/**
+ * Returns a copy of `value` with every secret-named field replaced by "[REDACTED]"; objects
+ * nested deeper than `maxDepth` become "[TRUNCATED]".
+ */
+export function redact(value: unknown, depth = 0, maxDepth = MAX_DEPTH): unknown {
   if (value === null || typeof value !== "object") return value;
-  if (depth >= MAX_DEPTH) return "[TRUNCATED]";
+  if (depth >= maxDepth) return "[TRUNCATED]";
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Error) return serializeError(value);
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, maxDepth));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] = SECRET_FIELD.test(k) && v !== null && v !== undefined
       ? REDACTED
-      : redact(v, depth + 1);
+      : redact(v, depth + 1, maxDepth);
   }
   return out;
 }

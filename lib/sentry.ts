@@ -127,7 +127,8 @@ export function createErrorReporter(options: ErrorReporterOptions): ErrorReporte
  * logger's rule), cookies, auth headers, query strings and request bodies.
  */
 export function scrubEvent<E extends Sentry.Event>(event: E): E {
-  const scrubbed = redact(event) as E;
+  // Deep enough for stack frames; the logger's own depth limit would cut them.
+  const scrubbed = redact(event, 0, 32) as E;
   const request = scrubbed.request;
   if (request) {
     delete request.cookies;

@@ -31,6 +31,7 @@ Deno.test("error log lines reach Sentry with tags, a parsed stack and no secret"
     const exception = event.exception.values.at(-1);
     assert.equal(exception.value, "connection refused");
     assert.ok(exception.stacktrace.frames.length > 0, "the stack was parsed");
+    assert.ok(exception.stacktrace.frames.every((f: unknown) => typeof f === "object"));
     const critical = await sink.waitFor((e) => e.message === "Unhandled promise rejection");
     assert.equal(critical.level, "fatal");
     assert.equal(sink.events.length, 2, "the info line was not sent");
