@@ -13,7 +13,7 @@ import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
 import { kvBreakerStore, storedBreakerState } from "./db/breaker_store.ts";
 import type { ExecutorAccount } from "./db/executions.ts";
-import { type Cipher, createCipher } from "./lib/crypto.ts";
+import { configuredKeyring, type Keyring } from "./lib/crypto.ts";
 import { EventBus } from "./lib/events.ts";
 import { type Db, isDbUnavailable, openDb } from "./db/client.ts";
 import { migrateUp, migrationStatus } from "./db/migrate.ts";
@@ -86,14 +86,15 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       clock,
     });
     const bus = new EventBus(log.child("events"));
-    const cipher = await createCipher(config.encryptionKey);
+    // Seals with ENCRYPTION_KEY; during a rotation still opens what ENCRYPTION_KEY_PREVIOUS sealed.
+    const keyring = await configuredKeyring(config);
     const executorDeps: ExecutorDeps = {
       db,
       bus,
       queue,
       clock,
       breakers: kvBreakerStore(kv),
-      createBroker: (account) => createBroker(account, { config, clock, log, cipher }),
+      createBroker: (account) => createBroker(account, { config, clock, log, keyring }),
     };
     const registry = new ExecutorRegistry({
       deps: executorDeps,
@@ -260,7 +261,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
 /** Builds the broker client of an account, decrypting its credentials only now. */
 async function createBroker(
   account: ExecutorAccount,
-  ctx: { config: Config; clock: Clock; log: Logger; cipher: Cipher },
+  ctx: { config: Config; clock: Clock; log: Logger; keyring: Keyring },
 ): Promise<Broker> {
   if (account.broker === "paper") {
     const settings = PaperSettingsSchema.safeParse(account.paper ?? {});
@@ -275,7 +276,7 @@ async function createBroker(
   if (!account.credentials) {
     throw new Error(`Cannot trade through "${account.alias}": it has no Alpaca credentials`);
   }
-  const { keyId, secretKey } = JSON.parse(await ctx.cipher.decrypt(account.credentials)) as {
+  const { keyId, secretKey } = JSON.parse(await ctx.keyring.decrypt(account.credentials)) as {
     keyId: string;
     secretKey: string;
   };
