@@ -10,7 +10,7 @@ import { setSignalStatus } from "../db/executions.ts";
 import { purgeExpiredDedup, unfinishedSignals } from "../db/signals.ts";
 import type { Clock } from "../lib/clock.ts";
 import { serializeError } from "../lib/log.ts";
-import type { ActorContext, Behavior } from "./actor.ts";
+import { type ActorContext, ActorStoppedError, type Behavior } from "./actor.ts";
 import type { ExecutorRegistry } from "./executors.ts";
 
 /** What ingest can be told. */
@@ -133,12 +133,21 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
         return;
       }
       if (options.startOnly) return;
-      await executor.tell({
+      const execute = {
         type: "execute",
         signalId: msg.signalId,
         recovering: msg.recovering ?? false,
         attempt: msg.attempt,
-      });
+      } as const;
+      try {
+        await executor.tell(execute);
+      } catch (error) {
+        // The executor was retired for an account change after we got it: its successor runs
+        // the signal (a second refusal is left to the sweep).
+        if (!(error instanceof ActorStoppedError) || !msg.accountId) throw error;
+        const successor = await deps.registry.ensure(msg.accountId);
+        if (successor) await successor.tell(execute);
+      }
     } catch (error) {
       if (isDbUnavailable(error)) throw error;
       ctx.log.error("Cannot dispatch signal", {
