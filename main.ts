@@ -14,6 +14,7 @@ import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
 import { kvBreakerStore, storedBreakerState } from "./db/breaker_store.ts";
 import type { ExecutorAccount } from "./db/executions.ts";
 import { configuredKeyring, type Keyring } from "./lib/crypto.ts";
+import { openCredentials } from "./lib/credentials.ts";
 import { EventBus } from "./lib/events.ts";
 import { type Db, isDbUnavailable, openDb } from "./db/client.ts";
 import { migrateUp, migrationStatus } from "./db/migrate.ts";
@@ -87,7 +88,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     });
     const bus = new EventBus(log.child("events"));
     // Seals with ENCRYPTION_KEY; during a rotation still opens what ENCRYPTION_KEY_PREVIOUS sealed.
-    const keyring = await configuredKeyring(config);
+    const keyring = configuredKeyring(config);
     const executorDeps: ExecutorDeps = {
       db,
       bus,
@@ -163,6 +164,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ingest: ingest.ref,
       externalAuth: config.auth.oidc ? createExternalVerifier(config.auth.oidc) : undefined,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
+      keyring,
+      accountChanged: (accountId) => registry.reload(accountId),
       probes: {
         database: async () => ({ engine: db.engine, ping_ms: round(await db.ping(2_000)) }),
         kv: async () => {
@@ -276,10 +279,7 @@ async function createBroker(
   if (!account.credentials) {
     throw new Error(`Cannot trade through "${account.alias}": it has no Alpaca credentials`);
   }
-  const { keyId, secretKey } = JSON.parse(await ctx.keyring.decrypt(account.credentials)) as {
-    keyId: string;
-    secretKey: string;
-  };
+  const { keyId, secretKey } = await openCredentials(ctx.keyring, account.credentials);
   return createAlpacaBroker({
     keyId,
     secretKey,

@@ -110,30 +110,34 @@ export async function createCipher(rawKey: Uint8Array, version = KEY_VERSION): P
 }
 
 /**
- * Builds a keyring: seals with `current`, opens values of `current` or `previous`.
+ * Builds a keyring: seals with `current`, opens values of `current` or `previous`. Keys and
+ * versions are checked at once; the keys are imported into WebCrypto on first use.
  *
  * @example
- * const keyring = await createKeyring({
+ * const keyring = createKeyring({
  *   current: { key: newKey, version: 2 },
  *   previous: { key: oldKey, version: 1 },
  * });
  * const plain = await keyring.decrypt(sealedUnderV1);
  * const resealed = await keyring.encrypt(plain); // version 2
  */
-export async function createKeyring(options: KeyringOptions): Promise<Keyring> {
+export function createKeyring(options: KeyringOptions): Keyring {
   const { current, previous } = options;
-  checkVersion(current.version);
-  if (previous) {
-    checkVersion(previous.version);
-    if (previous.version === current.version) {
-      throw new RangeError(
-        `Cannot create keyring: the previous key has the current key's version ${current.version}`,
-      );
+  for (const [which, k] of [["current", current], ["previous", previous]] as const) {
+    if (!k) continue;
+    checkVersion(k.version);
+    if (k.key.length !== 32) {
+      throw new TypeError(`Cannot create keyring: the ${which} key must be 32 bytes`);
     }
   }
+  if (previous && previous.version === current.version) {
+    throw new RangeError(
+      `Cannot create keyring: the previous key has the current key's version ${current.version}`,
+    );
+  }
   const ciphers = new Map<number, Cipher>();
-  ciphers.set(current.version, await createCipher(current.key, current.version));
-  if (previous) ciphers.set(previous.version, await createCipher(previous.key, previous.version));
+  ciphers.set(current.version, lazyCipher(current));
+  if (previous) ciphers.set(previous.version, lazyCipher(previous));
   const sealer = ciphers.get(current.version)!;
   const versions = [...ciphers.keys()];
   return {
@@ -161,13 +165,23 @@ export function configuredKeyring(config: {
   encryptionKey: Uint8Array;
   encryptionKeyVersion: number;
   encryptionKeyPrevious?: Uint8Array;
-}): Promise<Keyring> {
+}): Keyring {
   return createKeyring({
     current: { key: config.encryptionKey, version: config.encryptionKeyVersion },
     previous: config.encryptionKeyPrevious
       ? { key: config.encryptionKeyPrevious, version: config.encryptionKeyVersion - 1 }
       : undefined,
   });
+}
+
+/** A cipher whose key is imported on first use (importing is asynchronous in WebCrypto). */
+function lazyCipher({ key, version }: VersionedKey): Cipher {
+  let ready: Promise<Cipher> | undefined;
+  const cipher = () => ready ??= createCipher(key, version);
+  return {
+    encrypt: async (plaintext) => await (await cipher()).encrypt(plaintext),
+    decrypt: async (sealed) => await (await cipher()).decrypt(sealed),
+  };
 }
 
 function checkVersion(version: number): void {

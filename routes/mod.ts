@@ -16,6 +16,7 @@ import {
   timing,
 } from "./_middleware.ts";
 import { validationHook } from "./_openapi.ts";
+import { accounts } from "./accounts.ts";
 import { api } from "./api.ts";
 import { auth } from "./auth.ts";
 import { health } from "./health.ts";
@@ -61,6 +62,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", webhooks);
   app.route("/", auth);
   app.route("/", api);
+  app.route("/", accounts);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
