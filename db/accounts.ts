@@ -9,6 +9,7 @@
  */
 import { audit, type AuditActor } from "./audit.ts";
 import type { Db, Queryable } from "./client.ts";
+import { PAPER_ACCOUNT_ALIAS } from "./users.ts";
 
 /** A broker account, without its credentials. */
 export interface AccountRow {
@@ -69,9 +70,6 @@ export class AccountInUseError extends Error {
 
 /** The `settings` key of the global kill switch. */
 export const GLOBAL_KILL_SWITCH_KEY = "kill_switch";
-
-/** The alias of the paper account every user has; it cannot be deleted. */
-export const PAPER_ALIAS = "paper";
 
 const COLUMNS = `id, user_id AS "userId", alias, broker, live, kill_switch AS "killSwitch",
   credentials IS NOT NULL AS "hasCredentials", symbol_map AS "symbolMap",
@@ -235,7 +233,7 @@ export function deleteAccount(
       [userId, alias],
     );
     if (!account) return null;
-    if (alias === PAPER_ALIAS) {
+    if (alias === PAPER_ACCOUNT_ALIAS) {
       throw new AccountInUseError(
         `Cannot delete account "${alias}": every user keeps the paper account; use the kill switch to stop it`,
       );
