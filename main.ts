@@ -13,7 +13,8 @@ import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
 import { kvBreakerStore, storedBreakerState } from "./db/breaker_store.ts";
 import type { ExecutorAccount } from "./db/executions.ts";
-import { type Cipher, createCipher } from "./lib/crypto.ts";
+import { configuredKeyring, type Keyring } from "./lib/crypto.ts";
+import { openCredentials } from "./lib/credentials.ts";
 import { EventBus } from "./lib/events.ts";
 import { type Db, isDbUnavailable, openDb } from "./db/client.ts";
 import { migrateUp, migrationStatus } from "./db/migrate.ts";
@@ -89,14 +90,15 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       clock,
     });
     const bus = new EventBus(log.child("events"));
-    const cipher = await createCipher(config.encryptionKey);
+    // Seals with ENCRYPTION_KEY; during a rotation still opens what ENCRYPTION_KEY_PREVIOUS sealed.
+    const keyring = configuredKeyring(config);
     const executorDeps: ExecutorDeps = {
       db,
       bus,
       queue,
       clock,
       breakers: kvBreakerStore(kv),
-      createBroker: (account) => createBroker(account, { config, clock, log, cipher }),
+      createBroker: (account) => createBroker(account, { config, clock, log, keyring }),
     };
     const registry = new ExecutorRegistry({
       deps: executorDeps,
@@ -170,6 +172,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ingest: ingest.ref,
       externalAuth: config.auth.oidc ? createExternalVerifier(config.auth.oidc) : undefined,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
+      keyring,
+      accountChanged: (accountId) => registry.reload(accountId),
       probes: {
         database: async () => ({ engine: db.engine, ping_ms: round(await db.ping(2_000)) }),
         kv: async () => {
@@ -268,7 +272,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
 /** Builds the broker client of an account, decrypting its credentials only now. */
 async function createBroker(
   account: ExecutorAccount,
-  ctx: { config: Config; clock: Clock; log: Logger; cipher: Cipher },
+  ctx: { config: Config; clock: Clock; log: Logger; keyring: Keyring },
 ): Promise<Broker> {
   if (account.broker === "paper") {
     const settings = PaperSettingsSchema.safeParse(account.paper ?? {});
@@ -283,10 +287,7 @@ async function createBroker(
   if (!account.credentials) {
     throw new Error(`Cannot trade through "${account.alias}": it has no Alpaca credentials`);
   }
-  const { keyId, secretKey } = JSON.parse(await ctx.cipher.decrypt(account.credentials)) as {
-    keyId: string;
-    secretKey: string;
-  };
+  const { keyId, secretKey } = await openCredentials(ctx.keyring, account.credentials);
   return createAlpacaBroker({
     keyId,
     secretKey,

@@ -15,7 +15,7 @@ import { warnExpiringWebhookKeys } from "../db/webhook_keys.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { EventBus } from "../lib/events.ts";
 import { serializeError } from "../lib/log.ts";
-import type { ActorContext, Behavior } from "./actor.ts";
+import { type ActorContext, ActorStoppedError, type Behavior } from "./actor.ts";
 import type { ExecutorRegistry } from "./executors.ts";
 
 /** What ingest can be told. */
@@ -187,12 +187,21 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
         return;
       }
       if (options.startOnly) return;
-      await executor.tell({
+      const execute = {
         type: "execute",
         signalId: msg.signalId,
         recovering: msg.recovering ?? false,
         attempt: msg.attempt,
-      });
+      } as const;
+      try {
+        await executor.tell(execute);
+      } catch (error) {
+        // The executor was retired for an account change after we got it: its successor runs
+        // the signal (a second refusal is left to the sweep).
+        if (!(error instanceof ActorStoppedError) || !msg.accountId) throw error;
+        const successor = await deps.registry.ensure(msg.accountId);
+        if (successor) await successor.tell(execute);
+      }
     } catch (error) {
       if (isDbUnavailable(error)) throw error;
       ctx.log.error("Cannot dispatch signal", {

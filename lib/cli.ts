@@ -19,8 +19,11 @@ export function fail(message: string, code = 1): never {
   Deno.exit(code);
 }
 
-/** String flags of an operator command (every flag is `--name value`; `--help` is added). */
-export type FlagSpec = Record<string, { default?: string }>;
+/**
+ * Flags of an operator command: `--name value`, or a bare `--name` switch with `boolean: true`
+ * (`--help` is added).
+ */
+export type FlagSpec = Record<string, { default?: string; boolean?: true }>;
 
 /**
  * Parses `--flag value` arguments strictly: an unknown flag or a stray argument prints the
@@ -30,14 +33,23 @@ export function parseFlags<F extends FlagSpec>(
   args: string[],
   flags: F,
   usage: string,
-): { [K in keyof F]: F[K]["default"] extends string ? string : string | undefined } {
+): {
+  [K in keyof F]: F[K]["boolean"] extends true ? boolean
+    : F[K]["default"] extends string ? string
+    : string | undefined;
+} {
   const options: Record<
     string,
-    { type: "string"; default?: string } | { type: "boolean"; short: string }
+    { type: "string"; default?: string } | { type: "boolean"; short?: string }
   > = {
     help: { type: "boolean", short: "h" },
   };
-  for (const [name, spec] of Object.entries(flags)) options[name] = { type: "string", ...spec };
+  for (const [name, spec] of Object.entries(flags)) {
+    options[name] = spec.boolean ? { type: "boolean" } : {
+      type: "string",
+      ...(spec.default === undefined ? {} : { default: spec.default }),
+    };
+  }
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
@@ -49,5 +61,8 @@ export function parseFlags<F extends FlagSpec>(
     Deno.exit(0);
   }
   delete values.help;
+  for (const [name, spec] of Object.entries(flags)) {
+    if (spec.boolean) values[name] = values[name] === true;
+  }
   return values as never;
 }

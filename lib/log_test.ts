@@ -64,6 +64,21 @@ Deno.test("logger redacts secret-named fields at any depth and never their value
   assert.equal(line.user_id, "u_1");
 });
 
+Deno.test("logger redacts broker credentials under every name they travel by", () => {
+  const { log, raw } = capture("debug");
+  log.info("Broker account", {
+    body: { alias: "alpaca-1", credentials: { key_id: "PKLEAK1", secret_key: "sk-leak-1" } },
+    pair: { secretKey: "sk-leak-2" },
+    secret_key: "sk-leak-3",
+    headers: { "APCA-API-KEY-ID": "PKLEAK4", "APCA-API-SECRET-KEY": "sk-leak-4" },
+  });
+  const text = raw[0]!;
+  for (const secret of ["PKLEAK1", "sk-leak-1", "sk-leak-2", "sk-leak-3", "PKLEAK4", "sk-leak-4"]) {
+    assert.ok(!text.includes(secret), `${secret} leaked: ${text}`);
+  }
+  assert.equal(JSON.parse(text).body.alias, "alpaca-1");
+});
+
 Deno.test("child loggers extend the name and carry their fields", () => {
   const { log, raw } = capture("info");
   log.child("http", { instance: "a" }).child("ws").info("open");

@@ -12,6 +12,7 @@ import type { IngestCommand } from "../actors/ingest.ts";
 import type { Role } from "../lib/jwt.ts";
 import type { ExternalVerifier } from "../lib/oidc.ts";
 import type { AppMetrics } from "./metrics.ts";
+import type { Keyring } from "../lib/crypto.ts";
 
 /** What the HTTP layer needs from the running process. */
 export interface AppDeps {
@@ -40,6 +41,13 @@ export interface AppDeps {
   externalAuth?: ExternalVerifier;
   /** Epoch ms when the process started. */
   startedAt: number;
+  /** Seals broker credentials (ENCRYPTION_KEY); the routes never open them. */
+  keyring: Keyring;
+  /**
+   * Called after an account's settings or credentials changed, or it was deleted, once the change
+   * is committed: its running executor stops gracefully and the next signal starts it afresh.
+   */
+  accountChanged?(accountId: string): Promise<void>;
 }
 
 /** The Hono environment: per-request variables set by the middleware. */

@@ -1,6 +1,7 @@
 /**
- * The read API and the kill switch, for an authenticated trader. Every query is scoped by the
- * caller's user id: another user's signal, order or account is 404, never 403.
+ * The read API and the kill switch, for an authenticated trader (broker accounts are managed in
+ * `accounts.ts`). Every query is scoped by the caller's user id: another user's signal, order or
+ * account is 404, never 403.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -308,44 +309,6 @@ api.openapi(
     const order = await getOrder(db(c), authUser(c).userId, id);
     if (!order) throw new ApiError("NOT_FOUND", `Cannot find order "${id}"`);
     return c.json(order, 200);
-  },
-);
-
-const Account = z.object({
-  alias: z.string(),
-  broker: z.enum(["paper", "alpaca"]),
-  live: z.boolean(),
-  kill_switch: z.boolean(),
-  breaker: z.enum(["closed", "open", "half_open"]).openapi({
-    description: "Circuit breaker: open after 3 broker failures within 5 minutes, for 10 minutes",
-  }),
-  created_at: z.string(),
-}).openapi("Account");
-
-api.openapi(
-  createRoute({
-    method: "get",
-    path: "/api/v1/accounts",
-    tags: ["accounts"],
-    summary: "The caller's broker accounts with their kill switch and circuit breaker",
-    ...SECURED,
-    responses: {
-      200: json(z.object({ data: z.array(Account) }).openapi("Accounts"), "Accounts"),
-      ...ERRORS,
-    },
-  }),
-  async (c) => {
-    const deps = c.get("deps");
-    const accounts = await listAccounts(db(c), authUser(c).userId);
-    const data = await Promise.all(accounts.map(async (a) => ({
-      alias: a.alias,
-      broker: a.broker,
-      live: a.live,
-      kill_switch: a.killSwitch,
-      breaker: await deps.breakerState(a.id),
-      created_at: a.createdAt.toISOString(),
-    })));
-    return c.json({ data }, 200);
   },
 );
 

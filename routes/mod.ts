@@ -17,6 +17,7 @@ import {
 } from "./_middleware.ts";
 import { validationHook } from "./_openapi.ts";
 import { admin } from "./admin.ts";
+import { accounts } from "./accounts.ts";
 import { api } from "./api.ts";
 import { me } from "./me.ts";
 import { createAppMetrics, metricsRoute, recordMetrics } from "./metrics.ts";
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", admin);
   app.route("/", api);
   app.route("/", keys);
+  app.route("/", accounts);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {

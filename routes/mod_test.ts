@@ -297,6 +297,7 @@ Deno.test("OpenAPI document and Swagger UI are served outside production only", 
   assert.equal(doc.openapi, "3.1.0");
   assert.deepEqual(Object.keys(doc.paths).sort(), [
     "/api/v1/accounts",
+    "/api/v1/accounts/{alias}",
     "/api/v1/admin/audit",
     "/api/v1/admin/users",
     "/api/v1/admin/users/{id}",

@@ -11,6 +11,7 @@ import type { IngestCommand } from "../actors/ingest.ts";
 import { EventBus, type PipelineEvent } from "../lib/events.ts";
 import { type BreakerStore, memoryBreakerStore, storedBreakerState } from "../db/breaker_store.ts";
 import { createApp } from "../routes/mod.ts";
+import { configuredKeyring } from "../lib/crypto.ts";
 
 /** Options of {@linkcode createTestApp}. */
 export interface TestAppOptions {
@@ -20,7 +21,10 @@ export interface TestAppOptions {
   breakers?: BreakerStore;
 }
 
-/** An app plus the log lines it wrote, the clock it reads, the events and dispatches it made. */
+/**
+ * An app plus the log lines it wrote, the clock it reads, the events and dispatches it made, and
+ * the accounts whose executor it asked to restart.
+ */
 export function createTestApp(options: TestAppOptions) {
   const config = loadConfig({ APP_ENV: "test", ...options.env });
   const { log, lines } = memoryLogger("debug");
@@ -29,6 +33,8 @@ export function createTestApp(options: TestAppOptions) {
   const breakers = options.breakers ?? memoryBreakerStore();
   const events: PipelineEvent[] = [];
   bus.subscribe((e) => events.push(e));
+  // Accounts whose executor the routes asked to restart, in order.
+  const changedAccounts: string[] = [];
   // A real actor that records what the routes dispatch (no executors in HTTP tests).
   const dispatched: IngestCommand[] = [];
   const ingest = createActor<null, IngestCommand>("ingest", {
@@ -60,6 +66,11 @@ export function createTestApp(options: TestAppOptions) {
     probes: options.probes ?? {
       database: async () => ({ ping_ms: await options.db.ping(1000) }),
     },
+    keyring: configuredKeyring(config),
+    accountChanged: (accountId) => {
+      changedAccounts.push(accountId);
+      return Promise.resolve();
+    },
   };
   const app = createApp(deps);
   return {
@@ -70,6 +81,7 @@ export function createTestApp(options: TestAppOptions) {
     config,
     events,
     dispatched,
+    changedAccounts,
     /** Stops the recording ingest actor (tests call it, or use `await using`). */
     [Symbol.asyncDispose]: () => running.stop(1000),
   };

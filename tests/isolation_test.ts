@@ -76,6 +76,13 @@ Deno.test("no route lets one trader read, change or probe another's data", async
   assert.equal(filled.status, 202);
   await waitFilled(server.runtime, db, filled.body.signal_id);
   await postAlert(base, alert(annKey.key, { quantity: "lots" }));
+  const alpaca = await call("POST", "/api/v1/accounts", ann.access_token, {
+    alias: "ann-alpaca",
+    broker: "alpaca",
+    credentials: { key_id: "PKANNKEYID0001", secret_key: "ann-alpaca-secret-0123456789" },
+    risk: { max_order_quantity: 5 },
+  });
+  assert.equal(alpaca.status, 201, alpaca.text);
   // Bob has data of his own too, so "empty" is never the reason nothing leaks.
   const bobFixture = await insertTrader(db, { email: "bob-extra@example.com" });
   const bobSignal = await postAlert(base, alert(bobFixture.key, { ticker: "NASDAQ:BOBX" }));
@@ -101,7 +108,16 @@ Deno.test("no route lets one trader read, change or probe another's data", async
     ann.user.id,
   ];
   // What must never appear in Bob's answers.
-  const annSecrets = [...annIds, "ann@example.com", "ANNX", annKey.prefix, annKey.key];
+  const annSecrets = [
+    ...annIds,
+    "ann@example.com",
+    "ANNX",
+    annKey.prefix,
+    annKey.key,
+    "ann-alpaca",
+    "PKANNKEYID0001",
+    "ann-alpaca-secret-0123456789",
+  ];
   const before = (await db.query<{ snapshot: string }>(SNAPSHOT, [ann.user.id]))[0]!.snapshot;
 
   const doc = JSON.parse((await call("GET", "/openapi.json")).text) as {
@@ -115,22 +131,16 @@ Deno.test("no route lets one trader read, change or probe another's data", async
       const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
       const targets = params.length === 0
         ? [path]
-        : [...annIds, account!.alias].map((id) => path.replaceAll(/\{\w+\}/g, id));
+        : [...annIds, "ann-alpaca"].map((id) => path.replaceAll(/\{\w+\}/g, id));
       for (const target of targets) {
         // Bodies that would be valid for Bob's own resources, aimed at Ann's.
-        const body = method === "get" || method === "delete" ? undefined : {
-          enabled: true,
-          account: account!.alias,
-          name: "hijack",
-          role: "admin",
-          grace_minutes: 0,
-          kill_switch: true,
-        };
+        const body = method === "get" || method === "delete" ? undefined : hijackBody(path);
         const res = await call(method.toUpperCase(), target, bob.access_token, body);
         checked.push(`${method.toUpperCase()} ${target} → ${res.status}`);
         assert.ok(res.status < 500, `${method} ${target} answered ${res.status}: ${res.text}`);
         for (const secret of annSecrets) {
-          if (target.includes(secret)) continue; // an error may echo what Bob sent
+          // An error may echo what Bob sent.
+          if (target.includes(secret) || JSON.stringify(body ?? {}).includes(secret)) continue;
           assert.ok(
             !res.text.includes(secret),
             `${method.toUpperCase()} ${target} leaked "${secret}": ${res.text.slice(0, 300)}`,
@@ -156,3 +166,23 @@ Deno.test("no route lets one trader read, change or probe another's data", async
   const keys = await call("GET", "/api/v1/webhook-keys", ann.access_token);
   assert.ok(keys.text.includes(annKey.id));
 });
+
+/** A body that the route would accept for the caller's own resource. */
+function hijackBody(path: string): Json {
+  if (path.startsWith("/api/v1/accounts")) {
+    return path.includes("{")
+      ? { risk: { max_order_quantity: 1 }, micro_futures: true }
+      : { alias: "paper", broker: "paper" };
+  }
+  if (path.startsWith("/api/v1/webhook-keys")) {
+    return path.endsWith("/rotate") ? { grace_minutes: 0 } : { name: "hijack" };
+  }
+  if (path === "/api/v1/kill-switch") return { enabled: true, account: "ann-alpaca" };
+  if (path.startsWith("/api/v1/admin/users")) {
+    return path.includes("{") ? { role: "admin" } : { email: "x@example.com", password: null };
+  }
+  if (path === "/api/v1/me/password") {
+    return { current_password: "wrong password!", new_password: "another password 3" };
+  }
+  return {};
+}

@@ -85,11 +85,13 @@ export interface RecordedRequest {
   method: string;
   path: string;
   query: string;
+  /** The `APCA-API-KEY-ID` header it carried, if any. */
+  keyId: string | null;
 }
 
 /** Options of {@linkcode startFakeAlpaca}. */
 export interface FakeAlpacaOptions {
-  /** Accepted `APCA-API-KEY-ID` (default "test-key-id"). */
+  /** Accepted `APCA-API-KEY-ID` (default "test-key-id"); `addKey` accepts more. */
   keyId?: string;
   /** Accepted `APCA-API-SECRET-KEY` (default "test-secret-key"). */
   secretKey?: string;
@@ -115,6 +117,8 @@ export interface FakeAlpaca extends AsyncDisposable {
   /** Every request, in arrival order. */
   requests: RecordedRequest[];
   setPrice(symbol: string, price: string): void;
+  /** Accepts one more key pair from now on (a trader's rotated keys). */
+  addKey(keyId: string, secretKey: string): void;
   /**
    * Fills an order (by id or client order id, legs included): `qty` defaults to what is left,
    * `price` to the limit price, else the symbol's price, else the stop price.
@@ -146,8 +150,7 @@ const TIME_IN_FORCE = new Set(["day", "gtc", "opg", "cls", "ioc", "fok"]);
 
 /** Starts a fake Alpaca on 127.0.0.1 with a random port. */
 export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
-  const keyId = options.keyId ?? "test-key-id";
-  const secretKey = options.secretKey ?? "test-secret-key";
+  const keys = new Map([[options.keyId ?? "test-key-id", options.secretKey ?? "test-secret-key"]]);
   const now = options.now ?? Date.now;
   const prices = new Map(Object.entries(options.prices ?? {}));
   const orders = new Map<string, AlpacaOrderJson>();
@@ -214,7 +217,12 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
 
   async function handle(request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
     const url = new URL(request.url);
-    requests.push({ method: request.method, path: url.pathname, query: url.search });
+    requests.push({
+      method: request.method,
+      path: url.pathname,
+      query: url.search,
+      keyId: request.headers.get("APCA-API-KEY-ID"),
+    });
     const fault = takeFault(request.method, url.pathname);
     switch (fault?.kind) {
       case "status":
@@ -262,7 +270,7 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
     const key = request.headers.get("APCA-API-KEY-ID");
     const secret = request.headers.get("APCA-API-SECRET-KEY");
     if (!key || !secret) return json({ message: "forbidden." }, { status: 403 });
-    if (key !== keyId || secret !== secretKey) {
+    if (keys.get(key) !== secret) {
       return json({ code: 40110000, message: "request is not authorized" }, { status: 401 });
     }
     const path = url.pathname;
@@ -583,6 +591,9 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
     requests,
     setPrice(symbol, price) {
       prices.set(symbol, price);
+    },
+    addKey(keyId, secretKey) {
+      keys.set(keyId, secretKey);
     },
     fillOrder(id, qty, price) {
       const order = byId.get(id) ?? orders.get(id);

@@ -18,6 +18,18 @@ Deno.test("fake alpaca refuses requests without or with wrong APCA headers", asy
   });
   assert.equal(wrong.status, 401);
   assert.equal(wrong.body.code, 40110000);
+  const other = { "APCA-API-KEY-ID": "other-key-id", "APCA-API-SECRET-KEY": "other-secret" };
+  assert.equal((await call(`${fake.url}/v2/account`, { headers: other })).status, 401);
+  fake.addKey("other-key-id", "other-secret");
+  assert.equal((await call(`${fake.url}/v2/account`, { headers: other })).status, 200);
+  assert.equal((await call(`${fake.url}/v2/account`)).status, 200, "the first pair still works");
+  assert.deepEqual(fake.requests.map((r) => r.keyId), [
+    null,
+    "test-key-id",
+    "other-key-id",
+    "other-key-id",
+    "test-key-id",
+  ]);
 });
 
 Deno.test("fake alpaca writes orders in Alpaca's wire format, numbers as strings", async () => {
