@@ -88,6 +88,11 @@ const EnvSchema = z.object({
     (v) => decodeKey(v)?.length === 32,
     `"ENCRYPTION_KEY_PREVIOUS" must be 32 bytes, base64 (44 characters) or hex (64 characters)`,
   ).optional(),
+  CLUSTER: bool("CLUSTER").default(false),
+  INSTANCE_ID: z.string().regex(
+    /^[A-Za-z0-9._:-]{1,64}$/,
+    `"INSTANCE_ID" must be 1 to 64 letters, digits, dots, dashes, colons or underscores`,
+  ).optional(),
   AUTH_RATE_LIMIT_PER_MINUTE: int("AUTH_RATE_LIMIT_PER_MINUTE", 1, 1_000_000).default(10),
   WEBHOOK_KEY_EXPIRES_DAYS: int("WEBHOOK_KEY_EXPIRES_DAYS", 1, 3650).default(180),
   OIDC_ISSUER: z.string().min(1).optional(),
@@ -109,6 +114,13 @@ const EnvSchema = z.object({
   OIDC_CLOCK_TOLERANCE_S: int("OIDC_CLOCK_TOLERANCE_S", 0, 600).default(30),
   OIDC_AUTO_PROVISION: bool("OIDC_AUTO_PROVISION").default(false),
 }).superRefine((e, ctx) => {
+  if (e.CLUSTER && !e.DATABASE_URL) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["CLUSTER"],
+      message: `"CLUSTER" needs "DATABASE_URL": instances share one PostgreSQL`,
+    });
+  }
   if (e.ENCRYPTION_KEY_PREVIOUS && e.ENCRYPTION_KEY_PREVIOUS === e.ENCRYPTION_KEY) {
     ctx.addIssue({
       code: "custom",
@@ -210,6 +222,13 @@ export interface Config {
   /** Version byte of `encryptionKey`; `encryptionKeyPrevious` is version − 1, during a rotation. */
   encryptionKeyVersion: number;
   encryptionKeyPrevious?: Uint8Array;
+  /**
+   * Several instances on one PostgreSQL: executors owned through leases, the PostgreSQL queue,
+   * events and dispatches shared over LISTEN/NOTIFY.
+   */
+  cluster: boolean;
+  /** This instance's name among several (leases, queue workers, logs). */
+  instanceId: string;
   auth: {
     /** Requests per minute per client address on `/api/v1/auth/*`. */
     ratePerMinute: number;
@@ -303,6 +322,8 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     encryptionKeyPrevious: e.ENCRYPTION_KEY_PREVIOUS
       ? decodeKey(e.ENCRYPTION_KEY_PREVIOUS)
       : undefined,
+    cluster: e.CLUSTER,
+    instanceId: e.INSTANCE_ID ?? defaultInstanceId(),
     auth: {
       ratePerMinute: e.AUTH_RATE_LIMIT_PER_MINUTE,
       webhookKeyExpiresDays: e.WEBHOOK_KEY_EXPIRES_DAYS,
@@ -341,6 +362,17 @@ function productionProblems(env: Record<string, string | undefined>): string[] {
     problems.push(`"CORS_ORIGINS" must not allow localhost in production`);
   }
   return problems;
+}
+
+/** Host name, process id and a random suffix: unique per process, readable in logs. */
+function defaultInstanceId(): string {
+  let host = "host";
+  try {
+    host = Deno.hostname().replace(/[^A-Za-z0-9.-]/g, "").slice(0, 40) || host;
+  } catch {
+    // no --allow-sys: fine
+  }
+  return `${host}-${Deno.pid}-${crypto.randomUUID().slice(0, 4)}`;
 }
 
 function isIp(value: string): boolean {

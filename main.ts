@@ -25,6 +25,8 @@ import { databaseOptions } from "./db/open.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import { createLogger, type Logger, serializeError, stdoutSink } from "./lib/log.ts";
 import { createErrorReporter } from "./lib/sentry.ts";
+import { bridgeEvents, forwardDispatch, listenForDispatches } from "./db/cluster.ts";
+import { createPgQueue } from "./db/queue_pg.ts";
 import { createAppLimiters } from "./lib/rate_limit.ts";
 import { createExternalVerifier } from "./lib/oidc.ts";
 import { eventLoopLag, type Registry } from "./lib/metrics.ts";
@@ -80,7 +82,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const kv = await Deno.openKv(kvPath(config.dataDir));
     cleanup.unshift(() => Promise.resolve(kv.close()));
 
-    const queue = createKvQueue(kv, { log: log.child("queue") });
+    // Several instances share retries through PostgreSQL; one keeps them in its own KV.
+    const queue = config.cluster
+      ? createPgQueue(db, { log: log.child("queue"), workerId: config.instanceId })
+      : createKvQueue(kv, { log: log.child("queue") });
 
     const supervisor = new Supervisor({
       name: "root",
@@ -104,8 +109,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       deps: executorDeps,
       log,
       shutdownMs: config.shutdownTimeoutMs,
+      lease: config.cluster ? { owner: config.instanceId } : undefined,
     });
-    const ingest = createActor("ingest", ingestBehavior({ db, clock, registry, bus }), {
+    const forward = config.cluster
+      ? (signal: { signalId: string; accountId: string }) =>
+        forwardDispatch(db, config.instanceId, signal)
+      : undefined;
+    const ingest = createActor("ingest", ingestBehavior({ db, clock, registry, bus, forward }), {
       capacity: 100_000,
       log: log.child("ingest"),
       clock,
@@ -147,6 +157,22 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       },
     ]);
     cleanup.unshift(() => supervisor.stop(config.shutdownTimeoutMs));
+    if (config.cluster) {
+      // Runs after the executors stopped (cleanup runs front to back): a survivor may take
+      // their accounts over at once instead of waiting for the leases to lapse.
+      cleanup.splice(1, 0, () => registry.releaseLeases());
+      const stopBridge = await bridgeEvents(db, bus, {
+        instanceId: config.instanceId,
+        log: log.child("cluster"),
+      });
+      const stopDispatches = await listenForDispatches(db, config.instanceId, (signal) => {
+        ingest.ref.tell({ type: "dispatch", ...signal, forwarded: true }).catch(() => {});
+      });
+      // Stop taking dispatches before the executors drain; keep sharing events until they have.
+      cleanup.unshift(stopDispatches);
+      cleanup.splice(3, 0, stopBridge);
+      log.info("Cluster mode", { instance_id: config.instanceId });
+    }
 
     const metrics = createAppMetrics(bus);
     const lag = eventLoopLag();

@@ -3,11 +3,18 @@
  * registry is the only way to reach one; it refuses accounts that do not exist, so a bad id can
  * never put a crash-looping child under the supervisor.
  *
+ * With several instances on one database each account's executor runs on exactly one of them:
+ * starting one takes the lease `executor:<account id>` (db/leases.ts), a keeper renews the
+ * leases of running executors, an executor whose lease was lost is retired, and a stopping
+ * instance releases its leases so a survivor can take over at once. A dead instance's leases
+ * lapse after `ttlMs` and the next dispatch elsewhere takes them.
+ *
  * An executor reads its account (settings, credentials) once, when it starts. After a change,
  * `reload` retires the running one gracefully — it finishes the mail it has, in-flight orders
  * included — and the next `ensure` starts a fresh one on the new account row.
  */
 import { getAccount } from "../db/executions.ts";
+import { acquireLease, releaseLeases, renewLeases } from "../db/leases.ts";
 import type { Logger } from "../lib/log.ts";
 import { type Actor, type ActorRef, createActor } from "./actor.ts";
 import {
@@ -25,6 +32,28 @@ export interface ExecutorRegistryOptions {
   /** Mailbox capacity of each executor. */
   capacity?: number;
   shutdownMs?: number;
+  /** Own executors through leases (several instances on one database). */
+  lease?: { owner: string; ttlMs?: number };
+}
+
+/** Default lease lifetime: a dead owner's accounts move within this (plus a sweep). */
+export const EXECUTOR_LEASE_TTL_MS = 10_000;
+
+/** Another live instance runs this account's executor; send the work there. */
+export class LeaseHeldElsewhereError extends Error {
+  override name = "LeaseHeldElsewhereError";
+  readonly accountId: string;
+  readonly owner: string;
+  constructor(accountId: string, owner: string) {
+    super(`Cannot start the executor of "${accountId}": instance "${owner}" runs it`);
+    this.accountId = accountId;
+    this.owner = owner;
+  }
+}
+
+/** The lease name of an account's executor. */
+export function executorLeaseName(accountId: string): string {
+  return `executor:${accountId}`;
 }
 
 /** Starts and finds executors by broker account id. */
@@ -35,6 +64,9 @@ export class ExecutorRegistry {
   #starting = new Map<string, Promise<ActorRef<ExecutorCommand> | null>>();
   /** Executors being retired by `reload`; a start for the account waits for its stop. */
   #stopping = new Map<string, Promise<void>>();
+  /** Accounts another instance owns, until when (ms) to believe it without asking again. */
+  #elsewhere = new Map<string, { owner: string; until: number }>();
+  #keeper?: ReturnType<typeof setInterval>;
 
   constructor(options: ExecutorRegistryOptions) {
     this.#options = options;
@@ -118,6 +150,7 @@ export class ExecutorRegistry {
       throw new Error("Cannot start an executor: the executor supervisor is not running");
     }
     if (!(await getAccount(deps.db, accountId))) return null;
+    await this.#claim(accountId);
     const actor = createActor(`executor:${accountId}`, executorBehavior(accountId, deps), {
       capacity: this.#options.capacity ?? 10_000,
       log: log.child("executor", { account_id: accountId }),
@@ -131,6 +164,70 @@ export class ExecutorRegistry {
     });
     this.#actors.set(accountId, actor);
     return actor.ref;
+  }
+
+  /** Takes the account's lease, or throws {@linkcode LeaseHeldElsewhereError}. */
+  async #claim(accountId: string): Promise<void> {
+    const lease = this.#options.lease;
+    if (!lease) return;
+    const known = this.#elsewhere.get(accountId);
+    if (known && known.until > Date.now()) {
+      throw new LeaseHeldElsewhereError(accountId, known.owner);
+    }
+    const ttlMs = lease.ttlMs ?? EXECUTOR_LEASE_TTL_MS;
+    const holder = await acquireLease(
+      this.#options.deps.db,
+      executorLeaseName(accountId),
+      lease.owner,
+      ttlMs,
+    );
+    if (holder) {
+      // Asking again on every signal would cost a query each; a short belief is enough.
+      this.#elsewhere.set(accountId, { owner: holder.owner, until: Date.now() + ttlMs / 5 });
+      throw new LeaseHeldElsewhereError(accountId, holder.owner);
+    }
+    this.#elsewhere.delete(accountId);
+    this.#startKeeper(lease.owner, ttlMs);
+  }
+
+  /** Renews the leases of running executors every third of their lifetime. */
+  #startKeeper(owner: string, ttlMs: number) {
+    if (this.#keeper !== undefined) return;
+    const { deps, log } = this.#options;
+    let renewing = false;
+    this.#keeper = setInterval(async () => {
+      if (renewing) return;
+      renewing = true;
+      const accounts = [...this.#actors.keys()];
+      try {
+        const held = await renewLeases(deps.db, accounts.map(executorLeaseName), owner, ttlMs);
+        for (const accountId of accounts) {
+          if (held.has(executorLeaseName(accountId)) || !this.#actors.has(accountId)) continue;
+          log.warning("Executor lease lost to another instance; retiring the executor", {
+            account_id: accountId,
+          });
+          await this.reload(accountId);
+        }
+      } catch (error) {
+        // The database is away: keep running; if the lease lapses meanwhile, the next
+        // renewal finds out and retires the executor.
+        log.warning("Cannot renew executor leases", { error: (error as Error).message });
+      } finally {
+        renewing = false;
+      }
+    }, Math.max(100, Math.floor(ttlMs / 3)));
+  }
+
+  /**
+   * Stops renewing and gives up every lease this instance holds (after its executors have
+   * stopped), so another instance can take the accounts over at once.
+   */
+  async releaseLeases(): Promise<void> {
+    if (this.#keeper !== undefined) clearInterval(this.#keeper);
+    this.#keeper = undefined;
+    const lease = this.#options.lease;
+    if (!lease) return;
+    await releaseLeases(this.#options.deps.db, lease.owner);
   }
 
   /** Every running executor's status (accounts whose executor does not answer in time are skipped). */

@@ -16,7 +16,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { EventBus } from "../lib/events.ts";
 import { serializeError } from "../lib/log.ts";
 import { type ActorContext, ActorStoppedError, type Behavior } from "./actor.ts";
-import type { ExecutorRegistry } from "./executors.ts";
+import { type ExecutorRegistry, LeaseHeldElsewhereError } from "./executors.ts";
 
 /** What ingest can be told. */
 export type IngestCommand =
@@ -26,6 +26,8 @@ export type IngestCommand =
     accountId: string | null;
     recovering?: boolean;
     attempt?: number;
+    /** Sent here by the instance that received it (never forwarded again). */
+    forwarded?: boolean;
   }
   | { type: "price"; accountId: string; symbol: string; price: string; at: number }
   | Sweep;
@@ -44,6 +46,11 @@ export interface IngestDeps {
   bus: EventBus;
   /** How often lost dispatches are looked for (default 5 s); 0 disables the sweep. */
   sweepIntervalMs?: number;
+  /**
+   * Hands a signal to the instance that owns its account's executor (several instances; see
+   * actors/executors.ts). Without it, such a signal waits for the owner's own sweep.
+   */
+  forward?: (signal: { signalId: string; accountId: string }) => Promise<void>;
 }
 
 interface State {
@@ -97,10 +104,17 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
             olderThan: new Date(deps.clock.now() - sweepMs),
             limit: 1_000,
           });
+          const inFlight = new Set<string>();
           for (const s of stale) {
             if (s.status === "accepted") {
               await dispatch({ type: "dispatch", signalId: s.id, accountId: s.accountId }, ctx);
-            }
+            } else if (s.accountId) inFlight.add(s.accountId);
+          }
+          // An executing or placed signal whose account has no executor anywhere (its instance
+          // died): starting the executor here runs its start-up recovery. Where one runs (here or
+          // on another live instance), this is a no-op.
+          for (const accountId of inFlight) {
+            await dispatch({ type: "dispatch", signalId: "", accountId }, ctx, { startOnly: true });
           }
           // Closed dedup windows are only reused when the same key repeats; drop the rest.
           const purged = await purgeExpiredDedup(deps.db, new Date(deps.clock.now()));
@@ -172,6 +186,7 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
   ) {
     try {
       const executor = msg.accountId ? await deps.registry.ensure(msg.accountId) : null;
+      if (!executor && msg.signalId === "") return; // a start-only sweep of a deleted account
       if (!executor) {
         await setSignalStatus(
           deps.db,
@@ -203,6 +218,15 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
         if (successor) await successor.tell(execute);
       }
     } catch (error) {
+      if (error instanceof LeaseHeldElsewhereError) {
+        // Another instance runs this account: tell it now (its sweep would find it anyway).
+        if (!options.startOnly && !msg.forwarded && deps.forward && msg.accountId) {
+          await deps.forward({ signalId: msg.signalId, accountId: msg.accountId }).catch(
+            (e) => ctx.log.warning("Cannot forward signal", { error: (e as Error).message }),
+          );
+        }
+        return;
+      }
       if (isDbUnavailable(error)) throw error;
       ctx.log.error("Cannot dispatch signal", {
         signal_id: msg.signalId,

@@ -26,6 +26,8 @@ export interface PipelineEvent {
   orderId?: string;
   at: string;
   data: Record<string, unknown>;
+  /** The instance that published it, when that was another one (db/cluster.ts). */
+  origin?: string;
 }
 
 /** A subscriber. */

@@ -47,6 +47,7 @@ export function createAppMetrics(bus?: EventBus): AppMetrics {
     ),
   };
   bus?.subscribe((event) => {
+    if (event.origin !== undefined) return; // counted by the instance it happened on
     switch (event.type) {
       case "signal.received":
         metrics.signals.inc({ status: "accepted" });
