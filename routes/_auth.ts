@@ -195,3 +195,18 @@ async function authenticate(
   if (!user) throw invalid();
   return { userId: user.id, role: user.role, email: user.email, sessionId: claims.sessionId };
 }
+
+/**
+ * Requires the operator key (OPERATOR_API_KEY) in `X-API-Key`, or as `Authorization: Bearer`
+ * (how Prometheus sends one); `action` completes the error message ("Cannot show metrics…").
+ */
+export function requireOperatorKey(c: Context<AppEnv>, action: string): void {
+  const given = c.req.header("x-api-key") ??
+    c.req.header("authorization")?.replace(/^Bearer\s+/i, "");
+  if (!given || !timingSafeEqual(given, c.get("deps").config.operatorApiKey)) {
+    throw new ApiError(
+      "AUTHENTICATION_REQUIRED",
+      `Cannot ${action}: a valid operator key is required in X-API-Key`,
+    );
+  }
+}

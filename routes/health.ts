@@ -1,8 +1,7 @@
 /** Liveness, readiness and the operator's detailed view. */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { ApiError } from "../lib/errors.ts";
 import { checkReadiness } from "../lib/health.ts";
-import { timingSafeEqual } from "../lib/secure_compare.ts";
+import { requireOperatorKey } from "./_auth.ts";
 import type { AppEnv } from "./_env.ts";
 import { ErrorSchema, validationHook } from "./_openapi.ts";
 
@@ -99,14 +98,7 @@ health.openapi(
   }),
   async (c) => {
     const deps = c.get("deps");
-    const given = c.req.header("x-api-key") ??
-      c.req.header("authorization")?.replace(/^Bearer\s+/i, "");
-    if (!given || !timingSafeEqual(given, deps.config.operatorApiKey)) {
-      throw new ApiError(
-        "AUTHENTICATION_REQUIRED",
-        "Cannot show diagnostics: a valid operator key is required in X-API-Key",
-      );
-    }
+    requireOperatorKey(c, "show diagnostics");
     const [report, extra] = await Promise.all([
       checkReadiness(deps.probes, PROBE_TIMEOUT_MS),
       deps.details?.() ?? Promise.resolve({}),

@@ -8,10 +8,9 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
-import { ApiError } from "../lib/errors.ts";
 import type { EventBus } from "../lib/events.ts";
 import { type Counter, type Histogram, Registry } from "../lib/metrics.ts";
-import { timingSafeEqual } from "../lib/secure_compare.ts";
+import { requireOperatorKey } from "./_auth.ts";
 import type { AppEnv } from "./_env.ts";
 import { ErrorSchema, json, validationHook } from "./_openapi.ts";
 
@@ -104,14 +103,7 @@ metricsRoute.openapi(
   }),
   async (c) => {
     const deps = c.get("deps");
-    const given = c.req.header("x-api-key") ??
-      c.req.header("authorization")?.replace(/^Bearer\s+/i, "");
-    if (!given || !timingSafeEqual(given, deps.config.operatorApiKey)) {
-      throw new ApiError(
-        "AUTHENTICATION_REQUIRED",
-        "Cannot show metrics: a valid operator key is required in X-API-Key",
-      );
-    }
+    requireOperatorKey(c, "show metrics");
     const text = await deps.metrics!.registry.render();
     c.header("Cache-Control", "no-store");
     return c.text(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
