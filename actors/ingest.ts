@@ -8,6 +8,7 @@
  */
 import { type Db, isDbUnavailable } from "../db/client.ts";
 import { setSignalStatus } from "../db/executions.ts";
+import { purgeLapsedLeases } from "../db/leases.ts";
 import { purgeLoginThrottle } from "../db/login_throttle.ts";
 import { purgeEndedSessions } from "../db/sessions.ts";
 import { purgeExpiredDedup, unfinishedSignals } from "../db/signals.ts";
@@ -124,10 +125,12 @@ export function ingestBehavior(deps: IngestDeps): Behavior<State, IngestCommand>
             state.housekeptAt = deps.clock.now();
             const ended = await purgeEndedSessions(deps.db, deps.clock.now());
             const throttles = await purgeLoginThrottle(deps.db, deps.clock.now());
-            if (ended + throttles > 0) {
-              ctx.log.debug("Purged ended sessions and old login failures", {
+            const leases = await purgeLapsedLeases(deps.db);
+            if (ended + throttles + leases > 0) {
+              ctx.log.debug("Purged ended sessions, old login failures and lapsed leases", {
                 sessions_and_tokens: ended,
                 login_throttles: throttles,
+                leases,
               });
             }
           }

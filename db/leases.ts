@@ -74,3 +74,30 @@ export async function releaseLeases(
   );
   return rows.length;
 }
+
+/**
+ * Claims the tick of scheduled job `job` due at `tickAt` for `owner`: true for exactly one of
+ * the instances that ask (every instance's `Deno.cron` fires; one of them does the work). The
+ * claim is kept a day, then purged by {@linkcode purgeLapsedLeases}.
+ */
+export async function claimTick(
+  db: Queryable,
+  job: string,
+  tickAt: Date,
+  owner: string,
+): Promise<boolean> {
+  const rows = await db.query(
+    `INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, now() + interval '1 day')
+     ON CONFLICT (name) DO NOTHING RETURNING name`,
+    [`tick:${job}:${tickAt.toISOString()}`, owner],
+  );
+  return rows.length === 1;
+}
+
+/** Deletes leases and tick claims that lapsed more than an hour ago. */
+export async function purgeLapsedLeases(db: Queryable): Promise<number> {
+  const rows = await db.query(
+    `DELETE FROM leases WHERE expires_at < now() - interval '1 hour' RETURNING name`,
+  );
+  return rows.length;
+}

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
-import { acquireLease, releaseLeases, renewLeases } from "./leases.ts";
+import {
+  acquireLease,
+  claimTick,
+  purgeLapsedLeases,
+  releaseLeases,
+  renewLeases,
+} from "./leases.ts";
 
 for (const engine of ENGINES) {
   Deno.test(`a lease has one owner until it lapses or is released (${engine})`, async () => {
@@ -37,5 +43,21 @@ for (const engine of ENGINES) {
     assert.equal(results.filter((r) => r === null).length, 1);
     const owners = new Set(results.filter((r) => r !== null).map((r) => r!.owner));
     assert.equal(owners.size, 1);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`a scheduled tick is claimed by exactly one instance (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const tick = new Date(Date.UTC(2026, 10, 22, 6, 0));
+    const claims = await Promise.all(
+      ["a", "b", "c"].map((owner) => claimTick(t.db, "scan:1h", tick, owner)),
+    );
+    assert.deepEqual(claims.filter(Boolean).length, 1);
+    // The next tick, and another job's same tick, are claims of their own.
+    assert.equal(await claimTick(t.db, "scan:1h", new Date(tick.getTime() + 3600_000), "b"), true);
+    assert.equal(await claimTick(t.db, "summary", tick, "c"), true);
+    await t.db.query("UPDATE leases SET expires_at = now() - interval '2 hours'");
+    assert.equal(await purgeLapsedLeases(t.db), 3);
   });
 }
