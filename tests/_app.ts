@@ -18,6 +18,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   probes?: AppDeps["probes"];
   breakers?: BreakerStore;
+  /** Redis key prefix of the shared rate limits when UPSTASH_* is set (one per test). */
+  rateLimitPrefix?: string;
 }
 
 /** An app plus the log lines it wrote, the clock it reads, the events and dispatches it made. */
@@ -52,6 +54,10 @@ export function createTestApp(options: TestAppOptions) {
         webhookPerMinute: config.webhook.ratePerMinute,
       },
       clock,
+      {
+        shared: config.upstash &&
+          { upstash: config.upstash, log, prefix: options.rateLimitPrefix },
+      },
     ),
     bus,
     ingest: ingest.ref,
