@@ -23,7 +23,7 @@ Deno.test("a database outage answers 503, reaches Sentry with the request id, an
     DATABASE_POOL_SIZE: "2",
     DATABASE_STATEMENT_TIMEOUT_MS: "1000",
     SENTRY_DSN: sink.dsn,
-    DATA_DIR: await Deno.makeTempDir({ prefix: "trendedge-sentry-" }),
+    DATA_DIR: data.path,
   });
   const { key } = await insertTrader(database.db);
   assert.equal((await postAlert(server.url, alert(key, { id: "before" }))).status, 202);
