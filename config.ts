@@ -41,6 +41,18 @@ const url = (name: string, protocols: string[]) =>
     }
   }, `"${name}" must be a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL`);
 
+/** An https:// URL, or http:// on this machine (a local stand-in in development and tests). */
+const httpsUrl = (name: string) =>
+  z.string().refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === "https:" ||
+        (u.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(u.hostname));
+    } catch {
+      return false;
+    }
+  }, `"${name}" must be an https:// URL (http:// only on localhost)`);
+
 /** The environment variables, as strings, exactly as `.env.example` documents them. */
 const EnvSchema = z.object({
   APP_ENV: z.enum(APP_ENVS, { error: `"APP_ENV" must be one of ${APP_ENVS.join(", ")}` })
@@ -71,6 +83,8 @@ const EnvSchema = z.object({
   SENTRY_DSN: url("SENTRY_DSN", ["http:", "https:"]).optional(),
   TRUST_PROXY: bool("TRUST_PROXY").default(false),
   RATE_LIMIT_PER_MINUTE: int("RATE_LIMIT_PER_MINUTE", 1, 1_000_000).default(300),
+  UPSTASH_REDIS_REST_URL: httpsUrl("UPSTASH_REDIS_REST_URL").optional(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   MAX_BODY_BYTES: int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024).default(1024 * 1024),
   SHUTDOWN_TIMEOUT_MS: int("SHUTDOWN_TIMEOUT_MS", 100, 120_000).default(10_000),
   DEDUP_WINDOW_SECONDS: int("DEDUP_WINDOW_SECONDS", 1, 86_400).default(60),
@@ -133,6 +147,20 @@ const EnvSchema = z.object({
       code: "custom",
       path: ["ENCRYPTION_KEY_VERSION"],
       message: `"ENCRYPTION_KEY_VERSION" must be 2 or more when "ENCRYPTION_KEY_PREVIOUS" is set`,
+    });
+  }
+  if (e.UPSTASH_REDIS_REST_URL && !e.UPSTASH_REDIS_REST_TOKEN) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["UPSTASH_REDIS_REST_TOKEN"],
+      message: 'is required when "UPSTASH_REDIS_REST_URL" is set',
+    });
+  }
+  if (e.UPSTASH_REDIS_REST_TOKEN && !e.UPSTASH_REDIS_REST_URL) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["UPSTASH_REDIS_REST_URL"],
+      message: 'is required when "UPSTASH_REDIS_REST_TOKEN" is set',
     });
   }
   const oidc = [e.OIDC_ISSUER, e.OIDC_AUDIENCE, e.OIDC_JWKS_URL, e.OIDC_SECRET];
@@ -209,6 +237,8 @@ export interface Config {
   sentryDsn?: string;
   trustProxy: boolean;
   rateLimitPerMinute: number;
+  /** Upstash Redis REST endpoint for rate limits shared by every instance; unset: per instance. */
+  upstash?: { url: string; token: string };
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
   webhook: {
@@ -309,6 +339,9 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     sentryDsn: e.SENTRY_DSN,
     trustProxy: e.TRUST_PROXY,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    upstash: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
+      ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
+      : undefined,
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     webhook: {

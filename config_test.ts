@@ -179,3 +179,39 @@ Deno.test("config reads an identity provider and refuses a half or unsafe one", 
     ),
   );
 });
+
+Deno.test("config reads Upstash for shared rate limits, both variables or neither", () => {
+  assert.equal(loadConfig({}).upstash, undefined);
+  assert.deepEqual(
+    loadConfig({
+      UPSTASH_REDIS_REST_URL: "https://eu1-example.upstash.io",
+      UPSTASH_REDIS_REST_TOKEN: "AXXXtoken",
+    }).upstash,
+    { url: "https://eu1-example.upstash.io", token: "AXXXtoken" },
+  );
+  assert.deepEqual(
+    loadConfig({ UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8079", UPSTASH_REDIS_REST_TOKEN: "t" })
+      .upstash?.url,
+    "http://127.0.0.1:8079",
+    "http:// on localhost, for a local stand-in",
+  );
+  assert.deepEqual(problems({ UPSTASH_REDIS_REST_URL: "https://eu1-example.upstash.io" }), [
+    `"UPSTASH_REDIS_REST_TOKEN" is required when "UPSTASH_REDIS_REST_URL" is set`,
+  ]);
+  assert.deepEqual(problems({ UPSTASH_REDIS_REST_TOKEN: "AXXXtoken" }), [
+    `"UPSTASH_REDIS_REST_URL" is required when "UPSTASH_REDIS_REST_TOKEN" is set`,
+  ]);
+  for (const url of ["http://eu1-example.upstash.io", "redis://127.0.0.1:6379", "not a url"]) {
+    assert.deepEqual(
+      problems({ UPSTASH_REDIS_REST_URL: url, UPSTASH_REDIS_REST_TOKEN: "AXXXtoken" }),
+      [`"UPSTASH_REDIS_REST_URL" must be an https:// URL (http:// only on localhost)`],
+      url,
+    );
+  }
+  const message = problems({
+    UPSTASH_REDIS_REST_URL: "ftp://x",
+    UPSTASH_REDIS_REST_TOKEN: "AXXXtoken",
+  })
+    .join("\n");
+  assert.equal(message.includes("AXXXtoken"), false, "the token is never echoed");
+});

@@ -71,6 +71,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     environment: config.env,
     database_engine: config.database.url ? "postgres" : "pglite",
     data_dir: config.dataDir,
+    rate_limits: config.upstash ? "shared" : "local",
   });
 
   const db = await openDatabase(config, log, clock, options.databaseWaitMs ?? 30_000);
@@ -193,6 +194,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
           webhookPerMinute: config.webhook.ratePerMinute,
         },
         clock,
+        { shared: config.upstash && { upstash: config.upstash, log: log.child("rate_limit") } },
       ),
       bus,
       ingest: ingest.ref,

@@ -19,6 +19,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   probes?: AppDeps["probes"];
   breakers?: BreakerStore;
+  /** Redis key prefix of the shared rate limits when UPSTASH_* is set (one per test). */
+  rateLimitPrefix?: string;
 }
 
 /**
@@ -58,6 +60,10 @@ export function createTestApp(options: TestAppOptions) {
         webhookPerMinute: config.webhook.ratePerMinute,
       },
       clock,
+      {
+        shared: config.upstash &&
+          { upstash: config.upstash, log, prefix: options.rateLimitPrefix },
+      },
     ),
     bus,
     ingest: ingest.ref,
