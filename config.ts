@@ -375,19 +375,34 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
   };
 }
 
+const SECRETS = [
+  ["JWT_SECRET", DEV_JWT_SECRET],
+  ["ENCRYPTION_KEY", DEV_ENCRYPTION_KEY],
+  ["OPERATOR_API_KEY", DEV_OPERATOR_API_KEY],
+] as const;
+
+function isDevelopmentValue(value: string, dev: string): boolean {
+  return value === dev || /^dev-only|change-?me/i.test(value);
+}
+
+/**
+ * The secrets of `env` left at their development defaults (unset, empty, or a development
+ * value): fine on a laptop, refused in production, worth a warning anywhere else.
+ */
+export function developmentSecrets(env: Record<string, string | undefined>): string[] {
+  return SECRETS.filter(([name, dev]) => {
+    const value = env[name];
+    return value === undefined || value === "" || isDevelopmentValue(value, dev);
+  }).map(([name]) => name);
+}
+
 /** Secrets that production must set, to something other than the development defaults. */
 function productionProblems(env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
-  for (
-    const [name, dev] of [
-      ["JWT_SECRET", DEV_JWT_SECRET],
-      ["ENCRYPTION_KEY", DEV_ENCRYPTION_KEY],
-      ["OPERATOR_API_KEY", DEV_OPERATOR_API_KEY],
-    ] as const
-  ) {
+  for (const [name, dev] of SECRETS) {
     const value = env[name];
     if (value === undefined) problems.push(`"${name}" must be set in production`);
-    else if (value === dev || /^dev-only|change-?me/i.test(value)) {
+    else if (isDevelopmentValue(value, dev)) {
       problems.push(`"${name}" must not be the development default in production`);
     }
   }

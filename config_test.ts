@@ -214,4 +214,23 @@ Deno.test("config reads Upstash for shared rate limits, both variables or neithe
   })
     .join("\n");
   assert.equal(message.includes("AXXXtoken"), false, "the token is never echoed");
+Deno.test("developmentSecrets names the secrets left unset, empty or at a development value", async () => {
+  const { developmentSecrets } = await import("./config.ts");
+  assert.deepEqual(developmentSecrets({}), ["JWT_SECRET", "ENCRYPTION_KEY", "OPERATOR_API_KEY"]);
+  assert.deepEqual(
+    developmentSecrets({
+      JWT_SECRET: "a-real-secret-of-at-least-32-characters!",
+      ENCRYPTION_KEY: "",
+      OPERATOR_API_KEY: "please-change-me-now",
+    }),
+    ["ENCRYPTION_KEY", "OPERATOR_API_KEY"],
+  );
+  assert.deepEqual(
+    developmentSecrets({
+      JWT_SECRET: "a-real-secret-of-at-least-32-characters!",
+      ENCRYPTION_KEY: "0".repeat(64),
+      OPERATOR_API_KEY: "a-real-operator-key",
+    }),
+    [],
+  );
 });

@@ -24,9 +24,12 @@ export function describeDatabase(config: Config): string {
 
 /**
  * For operator commands: loads the configuration (exit 78 with every bad variable when it is
- * invalid) and opens its database with a single connection.
+ * invalid) and opens its database with a single connection. `overrides` adjust the options
+ * (a backup lifts the transaction deadline, for instance).
  */
-export async function openOperatorDb(): Promise<{ config: Config; db: Db }> {
+export async function openOperatorDb(
+  overrides: Partial<OpenDbOptions> = {},
+): Promise<{ config: Config; db: Db }> {
   let config: Config;
   try {
     config = loadConfig(environment());
@@ -35,7 +38,7 @@ export async function openOperatorDb(): Promise<{ config: Config; db: Db }> {
     throw error;
   }
   try {
-    return { config, db: await openDb({ ...databaseOptions(config), poolSize: 1 }) };
+    return { config, db: await openDb({ ...databaseOptions(config), poolSize: 1, ...overrides }) };
   } catch (error) {
     fail((error as Error).message, 1);
   }

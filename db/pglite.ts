@@ -51,6 +51,11 @@ export async function openPglite(options: OpenDbOptions = {}): Promise<PgliteDb>
   };
 }
 
+/** Another process has the embedded database open (PGlite is one process's database). */
+export class DataDirInUseError extends Error {
+  override name = "DataDirInUseError";
+}
+
 /**
  * PGlite is one process's database: a second process on the same folder would corrupt it. An
  * exclusive OS lock on `<dataDir>.lock` (released when the process exits, even by a crash)
@@ -63,7 +68,7 @@ async function lockDataDir(dataDir: string): Promise<Deno.FsFile> {
   });
   if (await file.tryLock(true)) return file;
   file.close();
-  throw new Error(
+  throw new DataDirInUseError(
     `Cannot open the embedded database at "${dataDir}": another trendedge process is using it ` +
       "(stop it first, or set DATABASE_URL so that several processes share a PostgreSQL server)",
   );
