@@ -146,14 +146,6 @@ Deno.test("config reads an identity provider and refuses a half or unsafe one", 
   assert.deepEqual(oidc?.algorithms, ["RS256", "ES256"]);
   assert.equal(oidc?.autoProvision, false);
   assert.equal(loadConfig({}).auth.oidc, undefined);
-  const problems = (env: Record<string, string>) => {
-    try {
-      loadConfig(env);
-      return [];
-    } catch (error) {
-      return (error as ConfigError).problems;
-    }
-  };
   assert.ok(
     problems({ OIDC_ISSUER: "https://idp.example.com/" }).some((p) => /OIDC_AUDIENCE/.test(p)),
   );
@@ -214,6 +206,8 @@ Deno.test("config reads Upstash for shared rate limits, both variables or neithe
   })
     .join("\n");
   assert.equal(message.includes("AXXXtoken"), false, "the token is never echoed");
+});
+
 Deno.test("developmentSecrets names the secrets left unset, empty or at a development value", async () => {
   const { developmentSecrets } = await import("./config.ts");
   assert.deepEqual(developmentSecrets({}), ["JWT_SECRET", "ENCRYPTION_KEY", "OPERATOR_API_KEY"]);

@@ -14,6 +14,7 @@ import {
   writeBackup,
 } from "../db/backup.ts";
 import { type Db, openDb } from "../db/client.ts";
+import { acquireLease, claimTick } from "../db/leases.ts";
 import { recordLoginFailure } from "../db/login_throttle.ts";
 import { loadMigrations, migrateUp } from "../db/migrate.ts";
 import { pgliteDir } from "../db/paths.ts";
@@ -104,6 +105,8 @@ async function fill(db: Db): Promise<void> {
   await setGlobalKillSwitch(db, true, admin.id, OPERATOR);
   await createSession(db, trader.id, { now, ip: "203.0.113.9", userAgent: "Mozilla/5.0" });
   for (let i = 0; i < 4; i++) await recordLoginFailure(db, "nobody@example.com", now + i);
+  await acquireLease(db, `executor:${trader.paperAccountId}`, "instance-a", 60_000);
+  await claimTick(db, "housekeeping", new Date(now), "instance-b");
 
   // A signal, its dedup row, an entry order with a stop-loss leg created before it (the leg's
   // id sorts first), a fill, the position, the trade and the last price.
