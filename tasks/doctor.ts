@@ -20,6 +20,7 @@ import { migrationStatus, unknownVersions } from "../db/migrate.ts";
 import { databaseOptions, describeDatabase } from "../db/open.ts";
 import { kvPath, pgliteDir } from "../db/paths.ts";
 import { DataDirInUseError } from "../db/pglite.ts";
+import { createUpstashRedis } from "../lib/rate_limit_upstash.ts";
 import { parseFlags, print } from "../lib/cli.ts";
 import { type Cipher, createCipher } from "../lib/crypto.ts";
 
@@ -179,9 +180,31 @@ async function checkKv(config: Config): Promise<void> {
   }
 }
 
-function checkRedis(): void {
-  // config.ts reads no Redis variable yet: nothing in this release uses Redis.
-  report("skip", "redis", "not configured (this release does not use Redis)");
+async function checkRedis(config: Config): Promise<void> {
+  if (!config.upstash) {
+    report("skip", "redis", "not configured: rate limits are counted per instance");
+    return;
+  }
+  const host = new URL(config.upstash.url).host;
+  try {
+    const started = performance.now();
+    const answer = await createUpstashRedis(config.upstash, { timeoutMs: 3_000 }).ping();
+    if (answer !== "PONG") throw new Error(`answered "${answer}" to PING`);
+    report(
+      "ok",
+      "redis",
+      `Upstash at ${host} answers (${Math.round(performance.now() - started)} ms)`,
+    );
+  } catch (error) {
+    // The API keeps working on local limits, so this is a warning, not a failure.
+    report(
+      "warn",
+      "redis",
+      `Upstash at ${host} does not answer (${
+        (error as Error).message
+      }); rate limits fall back to per-instance counts`,
+    );
+  }
 }
 
 async function checkBrokers(db: Db, config: Config): Promise<void> {
@@ -273,7 +296,7 @@ async function main(args: string[]) {
       report("skip", "migrations", "no database to read");
     }
     await checkKv(config);
-    checkRedis();
+    await checkRedis(config);
     if (db) await checkBrokers(db, config);
     else report("skip", "brokers", "no database to read");
   } finally {

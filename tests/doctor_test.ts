@@ -8,6 +8,7 @@ import { createCipher } from "../lib/crypto.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { createPostgresDatabase } from "./_db.ts";
 import { runTask } from "./_process.ts";
+import { startUpstashBridge } from "./fakes/upstash_bridge.ts";
 
 const KEY = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OTHER_KEY = "f".repeat(64);
@@ -203,4 +204,25 @@ Deno.test("doctor fails pending migrations that start would refuse, and names a 
   } finally {
     await db.close();
   }
+});
+
+Deno.test("doctor reaches Upstash when it is configured, and warns (not fails) when it does not answer", async () => {
+  await using data = await tempDir();
+  await using bridge = await startUpstashBridge();
+  const base = { ...SECRETS, APP_ENV: "staging", DATA_DIR: data.path };
+  const up = await runTask({
+    ...base,
+    UPSTASH_REDIS_REST_URL: bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: bridge.token,
+  }, "doctor");
+  assert.match(up.stdout, /^ok\s+redis\s+Upstash at 127\.0\.0\.1:\d+ answers/m, up.stdout);
+  assert.ok(!up.stdout.includes(bridge.token), "the token is never printed");
+
+  const down = await runTask({
+    ...base,
+    UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${closedPort()}`,
+    UPSTASH_REDIS_REST_TOKEN: "some-token",
+  }, "doctor");
+  assert.equal(statusOf(down.stdout, "redis"), "warn", down.stdout);
+  assert.match(down.stdout, /fall back to per-instance counts/);
 });
