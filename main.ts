@@ -215,11 +215,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
           if (down.length > 0) throw new Error(`not running: ${down.join(", ")}`);
           return Promise.resolve({ children: children.length });
         },
+        // An open breaker stops one account, not the instance: webhooks are still taken (and
+        // that account's signals refused with the reason), so readiness reports it and stays up.
+        // Failing here would make a load balancer (Fly's checks) drop every trader's traffic.
         brokers: async () => {
           const statuses = await registry.statuses();
           const open = statuses.filter((s) => s.breaker !== "closed").map((s) => s.alias);
-          if (open.length > 0) throw new Error(`circuit breaker open: ${open.join(", ")}`);
-          return { executors: statuses.length };
+          return { executors: statuses.length, breakers_not_closed: open };
         },
       },
       details: async () => ({
