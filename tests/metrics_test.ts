@@ -1,7 +1,8 @@
 /** `/metrics` on the running process: operator key, route patterns, pipeline and live gauges. */
 import assert from "node:assert/strict";
 import { insertTrader } from "./_fixtures.ts";
-import { alert, postAlert, startInProcess, waitFilled } from "./_pipeline.ts";
+import { kvBreakerStore } from "../db/breaker_store.ts";
+import { alert, eventually, postAlert, startInProcess, waitFilled } from "./_pipeline.ts";
 
 const OPERATOR_KEY = "metrics-test-operator-key-0123";
 
@@ -69,4 +70,28 @@ Deno.test("/metrics exposes requests by route pattern, signals, orders, breakers
   assert.ok(value(/^trendedge_event_loop_lag_seconds /) >= 0);
   assert.ok(value(/^trendedge_process_memory_bytes\{kind="rss"\}/) > 0);
   assert.equal(value(/^trendedge_metrics_collect_errors /), 0);
+});
+
+Deno.test("an open circuit breaker is listed by readiness but does not fail it", async () => {
+  await using server = await startInProcess({});
+  const trader = await insertTrader(server.runtime.db);
+  // The account's breaker is open for ten minutes when its executor starts.
+  await kvBreakerStore(server.runtime.kv).save(trader.accountId, {
+    failures: [],
+    openUntil: Date.now() + 600_000,
+  });
+  const refused = await postAlert(server.url, alert(trader.key));
+  assert.equal(refused.status, 202);
+  await eventually("the signal is refused by the open breaker", async () => {
+    const [row] = await server.runtime.db.query<{ status: string }>(
+      "SELECT status FROM signals WHERE id = $1",
+      [refused.body.signal_id],
+    );
+    return row?.status === "rejected";
+  });
+  const ready = await fetch(`${server.url}/health/ready`);
+  assert.equal(ready.status, 200);
+  const body = await ready.json();
+  assert.equal(body.status, "ok");
+  assert.deepEqual(body.checks.brokers.breakers_not_closed, ["paper"]);
 });
