@@ -225,6 +225,22 @@ export function hubBehavior(deps: HubDeps, options: HubOptions = {}): Behavior<S
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const maxPending = options.maxPending ?? 1_000;
   const reservationMs = options.reservationMs ?? 10_000;
+  const settings = {
+    maxPerUser,
+    heartbeatMs,
+    recheckMs,
+    bufferSize,
+    maxBufferedBytes,
+    maxPending,
+    reservationMs,
+  };
+  for (const [name, value] of Object.entries(settings)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(
+        `Cannot create the hub: ${name} must be a positive integer, got "${value}"`,
+      );
+    }
+  }
   const { clock } = deps;
 
   return {
@@ -383,12 +399,14 @@ export function hubBehavior(deps: HubDeps, options: HubOptions = {}): Behavior<S
       user_id: conn.client.userId,
       via: conn.client.via,
     });
-    send(
-      state,
-      conn,
-      control({ type: "hello", channels: CHANNELS, heartbeat_ms: heartbeatMs }),
-      ctx,
-    );
+    // `last_id`: where to resume from should the connection drop before any event comes.
+    const hello = {
+      type: "hello",
+      channels: CHANNELS,
+      heartbeat_ms: heartbeatMs,
+      last_id: `${state.epoch}-${state.seq}`,
+    };
+    send(state, conn, control(hello), ctx);
     if (msg.resumeAfter !== undefined) resume(state, conn, msg.resumeAfter, ctx);
   }
 

@@ -130,10 +130,13 @@ Deno.test("hub sends each user only their own events, numbered in order, on thei
   const bob = await h.connect("bob");
   try {
     for (const client of [ann1, ann2, bob]) {
-      assert.deepEqual(await client.next(), {
+      const hello = await client.next();
+      assert.match(hello.last_id, /^[a-z0-9]+-0$/, "no event yet");
+      assert.deepEqual({ ...hello, last_id: undefined }, {
         type: "hello",
         channels: ["signals", "trades", "trendlines", "system"],
         heartbeat_ms: 60_000,
+        last_id: undefined,
       });
       assert.equal(client.socket.protocol, "trendedge.v1");
     }
@@ -290,6 +293,21 @@ Deno.test("a client that reconnects with its last event id gets exactly what it 
     last = live.id;
   } finally {
     await second.close();
+  }
+
+  // Resuming from the hello's last id, after a connection that saw no event.
+  const quiet = await h.connect("ann");
+  const { last_id: quietId } = await quiet.next();
+  await quiet.close();
+  h.publish("ann", "trade.updated", { n: 5.5 });
+  const back = await h.connect("ann", { resume: quietId });
+  try {
+    await back.next(); // hello
+    assert.equal((await nextEvent(back)).data.n, 5.5);
+    assert.deepEqual(await back.next(), { type: "resumed", after: quietId, count: 1 });
+    last = back.received.find((m) => m.id)!.id;
+  } finally {
+    await back.close();
   }
 
   // Resuming with a message, subscribed to trades only.
@@ -502,4 +520,14 @@ Deno.test("an event that is not JSON is logged and skipped; the next one goes ou
   } finally {
     await client.close();
   }
+});
+
+Deno.test("hub refuses settings that are not positive integers", () => {
+  const bus = new EventBus(watchedLogger().log);
+  const deps = { bus, clock: systemClock, authenticate: () => Promise.resolve(null) };
+  assert.throws(
+    () => hubBehavior(deps, { heartbeatMs: 0 }),
+    /Cannot create the hub: heartbeatMs must be a positive integer, got "0"/,
+  );
+  assert.throws(() => hubBehavior(deps, { maxConnectionsPerUser: 1.5 }), RangeError);
 });

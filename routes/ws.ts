@@ -22,7 +22,8 @@
  *   `{"id":"mf3k2a1b0c9d8-42","channel":"trades","type":"trade.updated",…}`. `channel` is
  *   `signals` (signal.*), `trades` (trade.*), `trendlines` (trendline.*) or `system` (breaker.*,
  *   webhook_key.*). Ids increase; only the user's own events are sent, admins included;
- * - `{"type":"hello","channels":[…],"heartbeat_ms":30000}` first;
+ * - `{"type":"hello","channels":[…],"heartbeat_ms":30000,"last_id"}` first; `last_id` is where
+ *   to resume from should the connection drop before any event arrives;
  * - `{"type":"ping"}` every `heartbeat_ms`: answer `{"type":"pong"}` (any message will do);
  * - `{"type":"subscribed","channels":[…]}`, `{"type":"pong"}`, `{"type":"error","message"}`;
  * - `{"type":"resumed","after","count"}` after the missed events of a resume, or
