@@ -8,6 +8,7 @@ import { type ActorRef, createActor, Supervisor } from "./actors/mod.ts";
 import { type ExecutorDeps, RETRY_MESSAGE } from "./actors/executor.ts";
 import { ExecutorRegistry } from "./actors/executors.ts";
 import { ingestBehavior, type IngestCommand } from "./actors/ingest.ts";
+import { hubBehavior, type HubCommand, type HubOptions, type HubStats } from "./actors/hub.ts";
 import type { Broker } from "./brokers/broker.ts";
 import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
@@ -32,6 +33,7 @@ import { createExternalVerifier } from "./lib/oidc.ts";
 import { eventLoopLag, type Registry } from "./lib/metrics.ts";
 import { createAppMetrics } from "./routes/metrics.ts";
 import { createApp } from "./routes/mod.ts";
+import { hubAuthenticator } from "./routes/ws.ts";
 
 /** A running trendedge. */
 export interface Runtime {
@@ -45,6 +47,8 @@ export interface Runtime {
   bus: EventBus;
   registry: ExecutorRegistry;
   ingest: ActorRef<IngestCommand>;
+  /** The WebSocket hub. */
+  hub: ActorRef<HubCommand>;
   /** The HTTP app (tests mount extra routes on it). */
   app: ReturnType<typeof createApp>;
   /** Stops everything in reverse boot order; resolves true when it finished within the deadline. */
@@ -59,6 +63,8 @@ export interface StartOptions {
   clock?: Clock;
   /** How long to wait for the database at boot before giving up. */
   databaseWaitMs?: number;
+  /** Settings of the WebSocket hub (tests shorten its intervals). */
+  hub?: HubOptions;
 }
 
 /** Boots the whole runtime from `config`. */
@@ -121,6 +127,16 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       log: log.child("ingest"),
       clock,
     });
+    const externalAuth = config.auth.oidc ? createExternalVerifier(config.auth.oidc) : undefined;
+    const hub = createActor(
+      "hub",
+      hubBehavior({
+        bus,
+        clock,
+        authenticate: hubAuthenticator({ config, clock, db, externalAuth, log: log.child("hub") }),
+      }, options.hub),
+      { capacity: 100_000, log: log.child("hub"), clock },
+    );
     queue.handle(RETRY_MESSAGE, async (delivery) => {
       const { signalId, accountId, attempt } = delivery.payload as {
         signalId: string;
@@ -156,6 +172,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
         restart: "permanent",
         shutdownMs: config.shutdownTimeoutMs,
       },
+      {
+        id: "hub",
+        start: () => hub.run(),
+        restart: "permanent",
+        shutdownMs: config.shutdownTimeoutMs,
+      },
     ]);
     cleanup.unshift(() => supervisor.stop(config.shutdownTimeoutMs));
     if (config.cluster) {
@@ -178,7 +200,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const metrics = createAppMetrics(bus);
     const lag = eventLoopLag();
     cleanup.push(() => Promise.resolve(lag.stop()));
-    registerRuntimeGauges(metrics.registry, { config, queue, registry, ingest, lag });
+    registerRuntimeGauges(metrics.registry, { config, queue, registry, ingest, hub, lag });
     const app = createApp({
       metrics,
       config,
@@ -198,7 +220,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ),
       bus,
       ingest: ingest.ref,
-      externalAuth: config.auth.oidc ? createExternalVerifier(config.auth.oidc) : undefined,
+      hub: hub.ref,
+      externalAuth,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
       keyring,
       accountChanged: (accountId) => registry.reload(accountId),
@@ -227,7 +250,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       details: async () => ({
         actors: supervisor.status(),
         executors: await registry.statuses(),
-        mailboxes: { ingest: ingest.mailboxSize, ...registry.mailboxes() },
+        mailboxes: { ingest: ingest.mailboxSize, hub: hub.mailboxSize, ...registry.mailboxes() },
         queue: await queue.depth().catch((e) => ({ error: String(e) })),
       }),
     });
@@ -289,6 +312,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       bus,
       registry,
       ingest: ingest.ref,
+      hub: hub.ref,
       app,
       shutdown,
       done,
@@ -448,10 +472,11 @@ function registerRuntimeGauges(
     queue: Queue;
     registry: ExecutorRegistry;
     ingest: { mailboxSize: number };
+    hub: { mailboxSize: number; ref: ActorRef<HubCommand> };
     lag: { lagMs(): number };
   },
 ): void {
-  const { config, queue, registry, ingest, lag } = source;
+  const { config, queue, registry, ingest, hub, lag } = source;
   metrics.gauge("trendedge_build_info", "Version and environment of this process", () => [
     { labels: { version: config.version, environment: config.env }, value: 1 },
   ]);
@@ -484,11 +509,18 @@ function registerRuntimeGauges(
   );
   metrics.gauge("trendedge_mailbox_messages", "Messages waiting in actor mailboxes", () => [
     { labels: { actor: "ingest" }, value: ingest.mailboxSize },
+    { labels: { actor: "hub" }, value: hub.mailboxSize },
     ...Object.entries(registry.mailboxes()).map(([accountId, size]) => ({
       labels: { actor: "executor", account_id: accountId },
       value: size,
     })),
   ]);
+  metrics.gauge("trendedge_websocket_connections", "Open dashboard WebSockets", async () => {
+    const stats = await hub.ref.ask<HubStats>((reply) => ({ type: "stats", reply }), {
+      timeoutMs: 1_000,
+    });
+    return [{ value: stats.connections }];
+  });
   metrics.gauge(
     "trendedge_event_loop_lag_seconds",
     "How late a 500 ms timer fired, last sample",

@@ -21,7 +21,7 @@ import { InvalidTokenError, JWT_ISSUER, type Role, verifyAccessToken } from "../
 import { peekIssuer } from "../lib/oidc.ts";
 import { timingSafeEqual } from "../lib/secure_compare.ts";
 import { hmacSha256 } from "../lib/tokens.ts";
-import type { AppEnv } from "./_env.ts";
+import type { AppDeps, AppEnv } from "./_env.ts";
 import { clientIp } from "./_middleware.ts";
 
 /** The Hono environment of authenticated routes (the same as {@linkcode AppEnv}). */
@@ -149,16 +149,39 @@ function invalid(cause?: unknown): ApiError {
   );
 }
 
-async function authenticate(
-  c: Context<AppEnv>,
+/** What {@linkcode authenticateToken} needs from the running process. */
+export type TokenAuthDeps = Pick<AppDeps, "config" | "clock" | "db" | "externalAuth" | "log">;
+
+/** Options of {@linkcode authenticateToken}. */
+export interface TokenAuthOptions {
+  /** Where the token came from: only a bearer token may be an external provider's. */
+  via: "bearer" | "cookie";
+  /** Where the request came from, for the audit log of an auto-provisioned user. */
+  origin?: { ip?: string | null; userAgent?: string | null; requestId?: string | null };
+}
+
+/**
+ * The user a token string stands for, checked as every request is: our JWT (signature, expiry)
+ * and its session still live, or an external identity provider's token mapped to a local user.
+ * Throws an AUTHENTICATION_REQUIRED {@linkcode ApiError} when the token is not (or no longer)
+ * good; any other error means the check itself failed (e.g. the database is down).
+ *
+ * @example
+ * const user = await authenticateToken(deps, token, { via: "bearer" });
+ */
+export async function authenticateToken(
+  deps: TokenAuthDeps,
   token: string,
-  via: "bearer" | "cookie",
+  options: TokenAuthOptions,
 ): Promise<AuthUser> {
   if (token.length > MAX_TOKEN_LENGTH) throw invalid();
-  const { config, clock, db, externalAuth, log } = c.get("deps");
+  const { config, clock, db, externalAuth, log } = deps;
   const now = clock.now();
   const issuer = peekIssuer(token);
-  if (externalAuth && via === "bearer" && issuer !== JWT_ISSUER && issuer === externalAuth.issuer) {
+  if (
+    externalAuth && options.via === "bearer" && issuer !== JWT_ISSUER &&
+    issuer === externalAuth.issuer
+  ) {
     let identity;
     try {
       identity = await externalAuth.verify(token, now);
@@ -169,15 +192,11 @@ async function authenticate(
     const user = await userForExternalIdentity(db, identity, {
       autoProvision: config.auth.oidc?.autoProvision ?? false,
       now,
-      origin: {
-        ip: clientIp(c),
-        userAgent: c.req.header("user-agent"),
-        requestId: c.get("requestId"),
-      },
+      origin: options.origin,
     });
     if (!user) {
       log.info("External identity has no local user", {
-        request_id: c.get("requestId"),
+        request_id: options.origin?.requestId ?? null,
         issuer: identity.issuer,
       });
       throw invalid();
@@ -194,6 +213,21 @@ async function authenticate(
   const user = await sessionUser(db, claims.sessionId, claims.userId, now);
   if (!user) throw invalid();
   return { userId: user.id, role: user.role, email: user.email, sessionId: claims.sessionId };
+}
+
+function authenticate(
+  c: Context<AppEnv>,
+  token: string,
+  via: "bearer" | "cookie",
+): Promise<AuthUser> {
+  return authenticateToken(c.get("deps"), token, {
+    via,
+    origin: {
+      ip: clientIp(c),
+      userAgent: c.req.header("user-agent"),
+      requestId: c.get("requestId"),
+    },
+  });
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Probe } from "../lib/health.ts";
 import type { EventBus } from "../lib/events.ts";
 import type { ActorRef } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
+import type { HubCommand } from "../actors/hub.ts";
 import type { Role } from "../lib/jwt.ts";
 import type { ExternalVerifier } from "../lib/oidc.ts";
 import type { AppMetrics } from "./metrics.ts";
@@ -34,6 +35,8 @@ export interface AppDeps {
   breakerState(accountId: string): Promise<"closed" | "open" | "half_open">;
   /** Accepted signals are told to ingest, which routes them to their executor. */
   ingest: ActorRef<IngestCommand>;
+  /** The WebSocket hub (`/api/v1/ws`); without it the route answers 503. */
+  hub?: ActorRef<HubCommand>;
   queue?: Queue;
   /** The process's metrics (`/metrics`); the app makes its own when none is given. */
   metrics?: AppMetrics;

@@ -167,6 +167,9 @@ export function bodyLimit(maxBytes: number): MiddlewareHandler<AppEnv> {
 /** Writes one JSON access-log line per request, at the end, with its final status. */
 export function accessLog(): MiddlewareHandler<AppEnv> {
   return createMiddleware<AppEnv>(async (c, next) => {
+    // Read before: once a WebSocket upgrade has taken the request, its headers are gone.
+    const ip = clientIp(c);
+    const userAgent = c.req.header("user-agent") ?? null;
     await next();
     const { log } = c.get("deps");
     const status = c.res.status;
@@ -179,8 +182,8 @@ export function accessLog(): MiddlewareHandler<AppEnv> {
       status_code: status,
       duration_ms: Math.round((performance.now() - c.get("startedAt")) * 10) / 10,
       user_id: c.get("userId") ?? null,
-      ip: clientIp(c),
-      user_agent: c.req.header("user-agent") ?? null,
+      ip,
+      user_agent: userAgent,
       response_bytes: Number(c.res.headers.get("content-length") ?? 0) || null,
     });
   });

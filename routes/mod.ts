@@ -25,6 +25,7 @@ import { auth } from "./auth.ts";
 import { health } from "./health.ts";
 import { keys } from "./keys.ts";
 import { webhooks } from "./webhooks.ts";
+import { ws } from "./ws.ts";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", api);
   app.route("/", keys);
   app.route("/", accounts);
+  app.route("/", ws);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {

@@ -8,7 +8,7 @@ import { loadConfig } from "../config.ts";
 import type { Db } from "../db/client.ts";
 import { openPostgres } from "../db/postgres.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
-import { type Runtime, start } from "../main.ts";
+import { type Runtime, start, type StartOptions } from "../main.ts";
 import { createPostgresDatabase } from "./_db.ts";
 
 /** The webhook route. */
@@ -54,8 +54,14 @@ export interface InProcess extends AsyncDisposable {
   lines: LogFields[];
 }
 
-/** Boots `start()` on loopback with `env` over test defaults; disposing shuts it down. */
-export async function startInProcess(env: Record<string, string>): Promise<InProcess> {
+/**
+ * Boots `start()` on loopback with `env` over test defaults, and `options` (e.g. shorter hub
+ * intervals); disposing shuts it down.
+ */
+export async function startInProcess(
+  env: Record<string, string>,
+  options: Pick<StartOptions, "hub"> = {},
+): Promise<InProcess> {
   const data = await tempDir("trendedge-pipeline-");
   const { log, lines } = memoryLogger("info");
   let runtime: Runtime;
@@ -71,7 +77,7 @@ export async function startInProcess(env: Record<string, string>): Promise<InPro
         ENCRYPTION_KEY,
         ...env,
       }),
-      { log },
+      { ...options, log },
     );
   } catch (error) {
     await data[Symbol.asyncDispose]();
