@@ -14,6 +14,7 @@ import {
   writeBackup,
 } from "../db/backup.ts";
 import { type Db, openDb } from "../db/client.ts";
+import { upsertBars } from "../db/bars.ts";
 import { acquireLease, claimTick } from "../db/leases.ts";
 import { recordLoginFailure } from "../db/login_throttle.ts";
 import { loadMigrations, migrateUp } from "../db/migrate.ts";
@@ -107,6 +108,16 @@ async function fill(db: Db): Promise<void> {
   for (let i = 0; i < 4; i++) await recordLoginFailure(db, "nobody@example.com", now + i);
   await acquireLease(db, `executor:${trader.paperAccountId}`, "instance-a", 60_000);
   await claimTick(db, "housekeeping", new Date(now), "instance-b");
+  await upsertBars(db, { userId: trader.id, symbol: "AAPL", timeframe: "1h", source: "csv" }, [
+    {
+      ts: new Date(now - 3_600_000),
+      open: "190.1",
+      high: "191.123456",
+      low: "189.5",
+      close: "190.75",
+      volume: "123456.5",
+    },
+  ]);
 
   // A signal, its dedup row, an entry order with a stop-loss leg created before it (the leg's
   // id sorts first), a fill, the position, the trade and the last price.
