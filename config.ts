@@ -103,6 +103,7 @@ const EnvSchema = z.object({
     `"ENCRYPTION_KEY_PREVIOUS" must be 32 bytes, base64 (44 characters) or hex (64 characters)`,
   ).optional(),
   CLUSTER: bool("CLUSTER").default(false),
+  DENO_DEPLOYMENT_ID: z.string().min(1).optional(),
   INSTANCE_ID: z.string().regex(
     /^[A-Za-z0-9._:-]{1,64}$/,
     `"INSTANCE_ID" must be 1 to 64 letters, digits, dots, dashes, colons or underscores`,
@@ -128,6 +129,13 @@ const EnvSchema = z.object({
   OIDC_CLOCK_TOLERANCE_S: int("OIDC_CLOCK_TOLERANCE_S", 0, 600).default(30),
   OIDC_AUTO_PROVISION: bool("OIDC_AUTO_PROVISION").default(false),
 }).superRefine((e, ctx) => {
+  if (e.DENO_DEPLOYMENT_ID && !e.DATABASE_URL) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["DATABASE_URL"],
+      message: `"DATABASE_URL" is required on Deno Deploy: the embedded database needs files`,
+    });
+  }
   if (e.CLUSTER && !e.DATABASE_URL) {
     ctx.addIssue({
       code: "custom",
@@ -257,6 +265,8 @@ export interface Config {
    * events and dispatches shared over LISTEN/NOTIFY.
    */
   cluster: boolean;
+  /** Running on Deno Deploy (DENO_DEPLOYMENT_ID is set): no file system, its own KV. */
+  denoDeploy: boolean;
   /** This instance's name among several (leases, queue workers, logs). */
   instanceId: string;
   auth: {
@@ -355,7 +365,9 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     encryptionKeyPrevious: e.ENCRYPTION_KEY_PREVIOUS
       ? decodeKey(e.ENCRYPTION_KEY_PREVIOUS)
       : undefined,
-    cluster: e.CLUSTER,
+    // Deno Deploy runs several isolates at once: they must share work like instances do.
+    cluster: e.CLUSTER || e.DENO_DEPLOYMENT_ID !== undefined,
+    denoDeploy: e.DENO_DEPLOYMENT_ID !== undefined,
     instanceId: e.INSTANCE_ID ?? defaultInstanceId(),
     auth: {
       ratePerMinute: e.AUTH_RATE_LIMIT_PER_MINUTE,

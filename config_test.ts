@@ -228,3 +228,14 @@ Deno.test("developmentSecrets names the secrets left unset, empty or at a develo
     [],
   );
 });
+
+Deno.test("on Deno Deploy the database URL is required and isolates share work as a cluster", () => {
+  assert.ok(problems({ DENO_DEPLOYMENT_ID: "abc123" }).some((p) => /DATABASE_URL/.test(p)));
+  const config = loadConfig({
+    DENO_DEPLOYMENT_ID: "abc123",
+    DATABASE_URL: "postgres://app@db.example.com:5432/trendedge",
+  });
+  assert.equal(config.denoDeploy, true);
+  assert.equal(config.cluster, true);
+  assert.equal(loadConfig({}).denoDeploy, false);
+});

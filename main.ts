@@ -85,8 +85,9 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   try {
     await prepareSchema(db, config, log);
 
-    await Deno.mkdir(config.dataDir, { recursive: true });
-    const kv = await Deno.openKv(kvPath(config.dataDir));
+    // Deno Deploy has no writable file system and gives every deployment its own KV.
+    if (!config.denoDeploy) await Deno.mkdir(config.dataDir, { recursive: true });
+    const kv = await Deno.openKv(config.denoDeploy ? undefined : kvPath(config.dataDir));
     cleanup.unshift(() => Promise.resolve(kv.close()));
 
     // Several instances share retries through PostgreSQL; one keeps them in its own KV.
@@ -449,11 +450,16 @@ async function main() {
     Deno.exit(1);
   }
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, async () => {
-      const clean = await runtime.shutdown(signal);
-      await reporter?.close(2_000);
-      Deno.exit(clean ? 0 : 1);
-    });
+    try {
+      Deno.addSignalListener(signal, async () => {
+        const clean = await runtime.shutdown(signal);
+        await reporter?.close(2_000);
+        Deno.exit(clean ? 0 : 1);
+      });
+    } catch (error) {
+      // Deno Deploy delivers no signals: the platform stops isolates itself.
+      log.debug("Cannot listen for a signal", { signal, error: (error as Error).message });
+    }
   }
   try {
     await runtime.done;
