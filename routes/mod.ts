@@ -49,7 +49,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       origin: deps.config.corsOrigins,
       credentials: true,
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      allowHeaders: ["Authorization", "Content-Type", "X-Request-ID", "X-API-Key"],
+      allowHeaders: [
+        "Authorization",
+        "Content-Type",
+        "X-Request-ID",
+        "X-API-Key",
+        "X-CSRF-Token",
+      ],
       exposeHeaders: [
         "X-Request-ID",
         "X-API-Version",

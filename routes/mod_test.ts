@@ -236,6 +236,7 @@ Deno.test("CORS allows configured origins only", async () => {
   const ok = await preflight("https://app.example.com");
   assert.equal(ok.headers.get("access-control-allow-origin"), "https://app.example.com");
   assert.equal(ok.headers.get("access-control-allow-credentials"), "true");
+  assert.match(ok.headers.get("access-control-allow-headers") ?? "", /X-CSRF-Token/i);
   const evil = await preflight("https://evil.example.net");
   assert.equal(evil.headers.get("access-control-allow-origin"), null);
 });
