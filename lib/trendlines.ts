@@ -298,9 +298,10 @@ export function evaluateBar(
   return null;
 }
 
-/** The tolerance of `settings` at the last of `bars` (percent of its close, or ATR multiple). */
-export function toleranceAt(bars: readonly Bar[], settings: Partial<ScanSettings> = {}): number {
-  const cfg = { ...DEFAULT_SCAN_SETTINGS, ...settings };
-  if (bars.length === 0) return 0;
-  return toSeries(bars, cfg).tol[bars.length - 1]!;
+/** The touch tolerance at each of `bars` (percent of its close, or ATR multiple), in price. */
+export function tolerances(
+  bars: readonly Bar[],
+  settings: Partial<ScanSettings> = {},
+): Float64Array {
+  return toSeries(bars, { ...DEFAULT_SCAN_SETTINGS, ...settings }).tol;
 }
