@@ -51,30 +51,30 @@ Deno.test("detection recovers a known support and resistance line within toleran
     assert.ok(Math.abs(best.slopePerHour - 0.02) < 0.002, `${kind} slope ${best.slopePerHour}`);
     const at0 = lineValue(best, new Date(T0));
     assert.ok(Math.abs(at0 - intercept) < 0.25, `${kind} intercept ${at0}`);
-    assert.ok(best.touches >= 8, `${kind} touches ${best.touches}`);
+    assert.ok(best.touches >= 10, `${kind} touches ${best.touches}`);
   }
 });
 
-Deno.test("detection finds no strong line in a random walk", () => {
-  // A Gaussian random walk (0.5% per bar, unbounded: no floor or ceiling for a line to find).
-  const rand = random(7);
-  const gauss = () => Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand());
-  let price = 100;
-  const bars = Array.from({ length: 2_000 }, (_, i) => {
-    const o = price;
-    price *= Math.exp(0.005 * gauss());
-    return bar(
-      i,
-      o,
-      Math.max(o, price) * (1 + 0.002 * rand()),
-      Math.min(o, price) * (1 - 0.002 * rand()),
-      price,
-    );
-  });
-  const lines = detectTrendlines(bars);
-  // The channel above gives 8+ touches per line; in 2,000 bars of a walk, chance alignments
-  // of 3 or 4 pivots happen, 5 do not.
-  assert.deepEqual(lines.filter((l) => l.touches >= 5).map((l) => l.touches), []);
+Deno.test("detection finds no strong line in random walks", () => {
+  // Gaussian random walks (0.5% per bar, tolerance 0.1%): unbounded, so nothing for a line to
+  // find but chance alignments of pivots. Over 2,000 bars these reach 3 to 7 touches (measured
+  // over 120 seeds: mostly 4, once 7); the channel above gives 10 in 400 bars. The criterion:
+  // over 20 walks, no line reaches 8 touches and the typical (median) best line has at most 4.
+  const best: number[] = [];
+  for (let seed = 1; seed <= 20; seed++) {
+    const rand = random(seed);
+    const gauss = () => Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand());
+    let price = 100;
+    const bars = Array.from({ length: 2_000 }, (_, i) => {
+      const o = price;
+      price *= Math.exp(0.005 * gauss());
+      const h = Math.max(o, price) * (1 + 0.002 * rand());
+      return bar(i, o, h, Math.min(o, price) * (1 - 0.002 * rand()), price);
+    });
+    best.push(Math.max(0, ...detectTrendlines(bars).map((l) => l.touches)));
+  }
+  assert.ok(Math.max(...best) < 8, `best lines ${best}`);
+  assert.ok(best.toSorted((a, b) => a - b)[10]! <= 4, `best lines ${best}`);
 });
 
 Deno.test("detection on a real-looking series read back from a generated CSV fixture", async () => {
