@@ -233,11 +233,16 @@ export function scannerBehavior(deps: ScannerDeps): Behavior<State, ScannerComma
     for (const line of lines) {
       let status = line.status as "active" | "broken";
       let retested = false;
+      // A touch alerts when price comes to the line, not again on each bar it stays there.
+      let touching = false;
       for (let i = 0; i < bars.length && !retested; i++) {
         const bar = bars[i]!;
-        if (line.lastBarTs && bar.ts <= line.lastBarTs) continue;
+        const seen = line.lastBarTs !== null && bar.ts <= line.lastBarTs;
+        if (seen && bars[i + 1] && bars[i + 1]!.ts <= line.lastBarTs!) continue;
         const alert = evaluateBar({ ...line, status }, bar, tol[i]!);
-        if (!alert) continue;
+        const wasTouching = touching;
+        touching = alert === "touch";
+        if (seen || !alert || (alert === "touch" && wasTouching)) continue;
         const kind = alert === "touch" ? "touched" : alert === "break" ? "broken" : "retested";
         await deps.db.transaction(async (tx) => {
           if (alert === "break") {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Bar, upsertBars } from "../db/bars.ts";
-import { addWatch, listTrendlines, trendlineEvents } from "../db/trendlines.ts";
+import { addWatch, insertTrendline, listTrendlines, trendlineEvents } from "../db/trendlines.ts";
 import { FakeClock } from "../lib/clock.ts";
 import { EventBus, type PipelineEvent } from "../lib/events.ts";
 import { memoryLogger } from "../lib/log.ts";
@@ -143,5 +143,58 @@ Deno.test("two scanners on one PostgreSQL database scan each tick once; lines pe
     assert.ok(events.some((e) => e.type === "trendline.alert" && e.data.alert === "retest"));
   } finally {
     await Promise.all(children.map((c) => c.stop(5_000)));
+  }
+});
+
+Deno.test("the scanner alerts a touch when price comes to a line, not on every bar it stays", async () => {
+  await using t = await createTestDb("pglite");
+  const ann = await insertTrader(t.db);
+  const key = { userId: ann.userId, symbol: "MSFT", timeframe: "4h" as const };
+  // Support flat at 100 (tolerance 0.1% of the close, about 0.1), seen up to hour 9.
+  const line = await insertTrendline(t.db, { id: crypto.randomUUID(), ...key }, {
+    kind: "support",
+    t1: new Date(T0),
+    p1: 100,
+    t2: new Date(T0 + 5 * HOUR),
+    p2: 100,
+    slopePerHour: 0,
+    touches: 3,
+    touchedAt: [],
+    score: 30,
+  }, { at: new Date(T0), lastBarTs: new Date(T0 + 9 * HOUR) });
+  await upsertBars(t.db, { ...key, source: "csv" }, [
+    bar(9, 101, 101.5, 100.5, 101), // seen already: away from the line
+    bar(10, 101, 101.2, 100.05, 100.6), // touch
+    bar(11, 100.6, 100.9, 100.02, 100.5), // still there: no second alert
+    bar(12, 100.5, 102, 100.5, 101.8), // away
+    bar(13, 101.8, 101.9, 100.08, 100.4), // touch again
+  ]);
+  const clock = new FakeClock(T0 + 14 * HOUR);
+  const { log } = memoryLogger("debug");
+  const bus = new EventBus(log);
+  const events: PipelineEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const scanner = createActor(
+    "scanner",
+    scannerBehavior({ db: t.db, clock, bus, instanceId: "solo" }),
+    { log, clock },
+  );
+  const child = scanner.run();
+  try {
+    await scanner.ref.tell({ type: "bar", ...key });
+    await scanner.ref.ask((reply) => ({ type: "status", reply }), { timeoutMs: 10_000 });
+    const touches = events.filter((e) => e.type === "trendline.alert");
+    assert.deepEqual(touches.map((e) => [e.data.alert, e.data.bar_ts]), [
+      ["touch", new Date(T0 + 10 * HOUR).toISOString()],
+      ["touch", new Date(T0 + 13 * HOUR).toISOString()],
+    ]);
+    const history = await trendlineEvents(t.db, line!.id);
+    assert.deepEqual(history.map((e) => e.kind), ["created", "touched", "touched"]);
+    // Told again with no new bar: nothing more.
+    await scanner.ref.tell({ type: "bar", ...key });
+    await scanner.ref.ask((reply) => ({ type: "status", reply }), { timeoutMs: 10_000 });
+    assert.equal(events.filter((e) => e.type === "trendline.alert").length, 2);
+  } finally {
+    await child.stop(5_000);
   }
 });
