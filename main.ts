@@ -8,6 +8,7 @@ import { type ActorRef, createActor, Supervisor } from "./actors/mod.ts";
 import { type ExecutorDeps, RETRY_MESSAGE } from "./actors/executor.ts";
 import { ExecutorRegistry } from "./actors/executors.ts";
 import { ingestBehavior, type IngestCommand } from "./actors/ingest.ts";
+import { scannerBehavior, type ScannerCommand } from "./actors/scanner.ts";
 import { hubBehavior, type HubCommand, type HubOptions, type HubStats } from "./actors/hub.ts";
 import type { Broker } from "./brokers/broker.ts";
 import { createAlpacaBroker } from "./brokers/alpaca.ts";
@@ -33,6 +34,7 @@ import { createExternalVerifier } from "./lib/oidc.ts";
 import { eventLoopLag, type Registry } from "./lib/metrics.ts";
 import { createAppMetrics } from "./routes/metrics.ts";
 import { createApp } from "./routes/mod.ts";
+import { SCAN_BACKOFF_SCHEDULE, SCAN_SCHEDULES, SCAN_TIMEFRAMES } from "./lib/schedule.ts";
 import { hubAuthenticator } from "./routes/ws.ts";
 
 /** A running trendedge. */
@@ -49,6 +51,8 @@ export interface Runtime {
   ingest: ActorRef<IngestCommand>;
   /** The WebSocket hub. */
   hub: ActorRef<HubCommand>;
+  /** The trendline scanner (told by `Deno.cron`). */
+  scanner: ActorRef<ScannerCommand>;
   /** The HTTP app (tests mount extra routes on it). */
   app: ReturnType<typeof createApp>;
   /** Stops everything in reverse boot order; resolves true when it finished within the deadline. */
@@ -138,6 +142,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       }, options.hub),
       { capacity: 100_000, log: log.child("hub"), clock },
     );
+    const scanner = createActor(
+      "scanner",
+      scannerBehavior({ db, clock, bus, instanceId: config.instanceId }),
+      { log: log.child("scanner"), clock },
+    );
     queue.handle(RETRY_MESSAGE, async (delivery) => {
       const { signalId, accountId, attempt } = delivery.payload as {
         signalId: string;
@@ -176,6 +185,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       {
         id: "hub",
         start: () => hub.run(),
+        restart: "permanent",
+        shutdownMs: config.shutdownTimeoutMs,
+      },
+      {
+        id: "scanner",
+        start: () => scanner.run(),
         restart: "permanent",
         shutdownMs: config.shutdownTimeoutMs,
       },
@@ -251,7 +266,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       details: async () => ({
         actors: supervisor.status(),
         executors: await registry.statuses(),
-        mailboxes: { ingest: ingest.mailboxSize, hub: hub.mailboxSize, ...registry.mailboxes() },
+        mailboxes: {
+          ingest: ingest.mailboxSize,
+          hub: hub.mailboxSize,
+          scanner: scanner.mailboxSize,
+          ...registry.mailboxes(),
+        },
         queue: await queue.depth().catch((e) => ({ error: String(e) })),
       }),
     });
@@ -314,6 +334,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       registry,
       ingest: ingest.ref,
       hub: hub.ref,
+      scanner: scanner.ref,
       app,
       shutdown,
       done,
@@ -444,6 +465,7 @@ async function main() {
   let runtime: Runtime;
   try {
     runtime = await start(config, { log });
+    runningScanner = runtime.scanner;
   } catch (error) {
     log.critical((error as Error).message ?? "Cannot start", { error: serializeError(error) });
     await reporter?.close(2_000);
@@ -468,7 +490,26 @@ async function main() {
   }
 }
 
-if (import.meta.main) await main();
+/** The scanner of the running process, for the cron callbacks (set once the runtime started). */
+let runningScanner: ActorRef<ScannerCommand> | null = null;
+
+if (import.meta.main) {
+  // Registered at top level, as Deno.cron requires; a callback only tells the scanner, which
+  // claims the tick's lease so that one instance scans it. Before the runtime has started (or
+  // while it stops) a tick is dropped; the next one scans the same bars.
+  for (const timeframe of SCAN_TIMEFRAMES) {
+    Deno.cron(
+      `scan ${timeframe}`,
+      SCAN_SCHEDULES[timeframe],
+      { backoffSchedule: [...SCAN_BACKOFF_SCHEDULE] },
+      async () => {
+        const at = new Date(Math.floor(systemClock.now() / 60_000) * 60_000);
+        await runningScanner?.tell({ type: "tick", timeframe, at });
+      },
+    );
+  }
+  await main();
+}
 
 /** The gauges read at each scrape of `/metrics`: live state of the queue, actors and process. */
 function registerRuntimeGauges(

@@ -57,6 +57,11 @@ export function channelOf(type: PipelineEventType): Channel {
     case "trade.updated":
     case "trade.closed":
       return "trades";
+    case "trendline.new":
+    case "trendline.alert":
+    case "trendline.retired":
+    case "scan.complete":
+      return "trendlines";
     case "breaker.opened":
     case "breaker.closed":
     case "webhook_key.expiring":

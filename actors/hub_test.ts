@@ -116,6 +116,10 @@ Deno.test("channelOf puts every event type on its channel", () => {
     "breaker.opened": "system",
     "breaker.closed": "system",
     "webhook_key.expiring": "system",
+    "trendline.new": "trendlines",
+    "trendline.alert": "trendlines",
+    "trendline.retired": "trendlines",
+    "scan.complete": "trendlines",
   };
   for (const [type, channel] of Object.entries(expected)) {
     assert.equal(channelOf(type as PipelineEventType), channel, type);

@@ -17,6 +17,7 @@ import { stopAllServers } from "./_spawn.ts";
 const BENCHES: ReadonlyArray<{ name: string; load: () => Promise<{ bench(): Promise<void> }> }> = [
   { name: "http_stack", load: () => import("./http_stack.ts") },
   { name: "pipeline", load: () => import("./pipeline.ts") },
+  { name: "scan", load: () => import("./scan.ts") },
 ];
 
 /** Cores the rest of the machine may keep busy before the benches start. */

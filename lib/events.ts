@@ -15,7 +15,11 @@ export type PipelineEventType =
   | "trade.closed"
   | "breaker.opened"
   | "breaker.closed"
-  | "webhook_key.expiring";
+  | "webhook_key.expiring"
+  | "trendline.new"
+  | "trendline.alert"
+  | "trendline.retired"
+  | "scan.complete";
 
 /** One event. `data` is plain JSON. */
 export interface PipelineEvent {

@@ -16,6 +16,12 @@ import {
 import { type Db, openDb } from "../db/client.ts";
 import { upsertBars } from "../db/bars.ts";
 import { acquireLease, claimTick } from "../db/leases.ts";
+import {
+  addWatch,
+  appendTrendlineEvent,
+  insertTrendline,
+  writeScanSettings,
+} from "../db/trendlines.ts";
 import { recordLoginFailure } from "../db/login_throttle.ts";
 import { loadMigrations, migrateUp } from "../db/migrate.ts";
 import { pgliteDir } from "../db/paths.ts";
@@ -118,6 +124,29 @@ async function fill(db: Db): Promise<void> {
       volume: "123456.5",
     },
   ]);
+  await addWatch(db, { userId: trader.id, symbol: "AAPL", timeframe: "4h" });
+  await writeScanSettings(db, trader.id, { minTouches: 4, toleranceMode: "atr", tolerance: 0.25 });
+  const line = await insertTrendline(
+    db,
+    { id: uuidv7(now), userId: trader.id, symbol: "AAPL", timeframe: "4h" },
+    {
+      kind: "resistance",
+      t1: new Date(now - 80 * 3_600_000),
+      p1: 191.123456,
+      t2: new Date(now - 40 * 3_600_000),
+      p2: 190.5,
+      slopePerHour: -0.0155864,
+      touches: 3,
+      touchedAt: [],
+      score: 41.5,
+    },
+    { at: new Date(now), lastBarTs: new Date(now - 3_600_000) },
+  );
+  await appendTrendlineEvent(db, line!, "touched", {
+    at: new Date(now),
+    barTs: new Date(now - 3_600_000),
+    price: "190.75",
+  });
 
   // A signal, its dedup row, an entry order with a stop-loss leg created before it (the leg's
   // id sorts first), a fill, the position, the trade and the last price.
