@@ -106,7 +106,7 @@ export interface BarFields {
 export type BarValidation = { ok: true; bar: Bar } | { ok: false; problems: BarProblem[] };
 
 /**
- * Validates one bar: every field present and numeric (volume may be missing: 0), a readable
+ * Validates one bar: every field present and numeric (volume may be missing or "NaN": 0), a readable
  * time (`timeUnit` for epoch numbers), and consistent prices: high ≥ max(open, close, low) and
  * low ≤ min(open, close).
  */
@@ -115,7 +115,8 @@ export function validateBar(fields: BarFields, timeUnit: "ms" | "s"): BarValidat
   const prices: Record<string, string> = {};
   for (const field of ["open", "high", "low", "close", "volume"] as const) {
     const raw = fields[field];
-    if (field === "volume" && (raw === undefined || raw === null || raw === "")) {
+    // TradingView's {{volume}} is "NaN" on symbols without volume (forex, indices).
+    if (field === "volume" && (raw === undefined || raw === null || raw === "" || raw === "NaN")) {
       prices[field] = "0";
       continue;
     }

@@ -50,6 +50,8 @@ Deno.test("validateBar names every bad field and defaults a missing volume to 0"
   const ok = validateBar({ open: 1, high: 2, low: 0.5, close: "1.5", time: 0 }, "ms");
   assert.ok(ok.ok);
   assert.equal(ok.bar.volume, "0");
+  const fx = validateBar({ open: 1, high: 2, low: 0.5, close: 1, volume: "NaN", time: 0 }, "ms");
+  assert.ok(fx.ok && fx.bar.volume === "0", "TradingView's NaN volume of forex is 0");
   const bad = validateBar({ open: 1, high: 1.2, low: 1.1, close: "1.15", volume: "x" }, "ms");
   assert.ok(!bad.ok);
   assert.deepEqual(bad.problems.map((p) => p.field), ["volume", "time", "low"]);

@@ -51,7 +51,7 @@ export interface AuthenticatedWebhook {
 export interface AuthenticateOptions {
   /** What is received, for error texts: "alert" gives "Cannot accept the alert: …". */
   what: string;
-  /** The broker account alias to look up with the key; from the payload when it is a function. */
+  /** The broker account alias to look up with the key, read from the payload. */
   alias: (payload: Record<string, unknown>) => string;
 }
 
