@@ -15,6 +15,9 @@ export type AppEnv = typeof APP_ENVS[number];
 export const VERSION: string = denoJson.version;
 
 // Development defaults: fine on a laptop, refused in production.
+/** Alpaca's market data API, the default of ALPACA_DATA_URL. */
+export const ALPACA_DATA_URL = "https://data.alpaca.markets";
+
 const DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0000000000000000";
 const DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="; // "dev-only-encryption-key-32-bytes"
 const DEV_OPERATOR_API_KEY = "dev-only-operator-key";
@@ -97,6 +100,7 @@ const EnvSchema = z.object({
     `"WEBHOOK_ALLOWED_IPS" must be "tradingview" or a comma-separated list of IP addresses`,
   ).optional(),
   ALPACA_BASE_URL: url("ALPACA_BASE_URL", ["http:", "https:"]).optional(),
+  ALPACA_DATA_URL: url("ALPACA_DATA_URL", ["http:", "https:"]).optional(),
   ENCRYPTION_KEY_VERSION: int("ENCRYPTION_KEY_VERSION", 1, 255).default(1),
   ENCRYPTION_KEY_PREVIOUS: z.string().refine(
     (v) => decodeKey(v)?.length === 32,
@@ -257,6 +261,8 @@ export interface Config {
   };
   /** Overrides Alpaca's trading API base URL for every account (staging, tests). */
   alpacaBaseUrl?: string;
+  /** Alpaca's market data API base URL (bars:fetch); Alpaca's own unless set. */
+  alpacaDataUrl: string;
   /** Version byte of `encryptionKey`; `encryptionKeyPrevious` is version − 1, during a rotation. */
   encryptionKeyVersion: number;
   encryptionKeyPrevious?: Uint8Array;
@@ -361,6 +367,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
         .flatMap((s) => s === "tradingview" ? TRADINGVIEW_IPS : [s]),
     },
     alpacaBaseUrl: e.ALPACA_BASE_URL,
+    alpacaDataUrl: e.ALPACA_DATA_URL ?? ALPACA_DATA_URL,
     encryptionKeyVersion: e.ENCRYPTION_KEY_VERSION,
     encryptionKeyPrevious: e.ENCRYPTION_KEY_PREVIOUS
       ? decodeKey(e.ENCRYPTION_KEY_PREVIOUS)

@@ -106,3 +106,21 @@ export async function readBars(
   );
   return rows;
 }
+
+/**
+ * Records `price` as the symbol's last known price at `at`, unless a newer one is known (a late
+ * or replayed bar never moves the price back).
+ */
+export async function recordLastPrice(
+  db: Queryable,
+  symbol: string,
+  price: string,
+  at: Date,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO last_prices (symbol, price, at) VALUES ($1, $2, $3)
+     ON CONFLICT (symbol) DO UPDATE SET price = excluded.price, at = excluded.at
+     WHERE last_prices.at <= excluded.at`,
+    [symbol, price, at],
+  );
+}

@@ -26,6 +26,7 @@ import { health } from "./health.ts";
 import { keys } from "./keys.ts";
 import { watchlists } from "./watchlists.ts";
 import { webhooks } from "./webhooks.ts";
+import { barWebhooks } from "./webhooks_bars.ts";
 import { ws } from "./ws.ts";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", health);
   app.route("/", metricsRoute);
   app.route("/", webhooks);
+  app.route("/", barWebhooks);
   app.route("/", auth);
   app.route("/", me);
   app.route("/", admin);

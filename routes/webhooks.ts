@@ -7,39 +7,19 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { findKeyAndAccount, touchWebhookKey } from "../db/webhook_keys.ts";
-import { type Queryable, withTimeout } from "../db/client.ts";
+import type { Queryable } from "../db/client.ts";
 import { acceptSignal, rejectSignal, type SignalEnvelope } from "../db/signals.ts";
 import { ApiError, type ErrorDetail } from "../lib/errors.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { serializeError } from "../lib/log.ts";
-import {
-  dedupKey,
-  MAX_BODY_BYTES,
-  parsePayload,
-  PayloadError,
-  redactKey,
-  type SignalInput,
-  validateSignal,
-} from "../lib/signal.ts";
-import { verify } from "../lib/standard_webhooks.ts";
+import { dedupKey, redactKey, type SignalInput, validateSignal } from "../lib/signal.ts";
 import { mapSymbol, SymbolError } from "../lib/symbols.ts";
-import { hashWebhookKey, looksLikeWebhookKey } from "../lib/webhook_key.ts";
 import type { AppEnv } from "./_env.ts";
-import { clientIp } from "./_middleware.ts";
+import { authenticateWebhook } from "./_webhook_auth.ts";
 import { ErrorSchema, validationHook } from "./_openapi.ts";
 
 /** Signed senders' replays are refused for at least this long (twice the signature tolerance). */
 const SIGNED_DEDUP_WINDOW_MS = 10 * 60_000;
-/**
- * How long the webhook's queries may take together. A connection that hangs instead of failing
- * (a proxy in front of a dead server: the pool reconnects forever and the query just waits) must
- * become a 503 that the sender retries, never a request that does not answer; TradingView gives
- * up after about 3 s anyway. A late commit is harmless: never acknowledged, the retry is a
- * duplicate, and the ingest sweep dispatches it.
- */
-const DB_BUDGET_MS = 2_500;
-
 const Accepted = z.object({ signal_id: z.string() }).openapi("SignalAccepted");
 const Duplicate = z.object({ duplicate: z.literal(true), signal_id: z.string() }).openapi(
   "SignalDuplicate",
@@ -146,86 +126,14 @@ webhooks.post("/api/v1/webhooks/tradingview", receive);
 
 async function receive(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get("deps");
-  const { clock, config } = deps;
-  const receivedAt = new Date(clock.now());
-
-  const allowed = config.webhook.allowedIps;
-  if (allowed.length > 0 && !allowed.includes(clientIp(c))) {
-    throw new ApiError("FORBIDDEN", "Cannot accept the alert: this source address is not allowed");
-  }
-  const type = (c.req.header("content-type") ?? "text/plain").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json" && type !== "text/plain" && type !== "") {
-    throw new ApiError(
-      "UNSUPPORTED_MEDIA_TYPE",
-      `Cannot accept the alert: content type "${type}" is neither application/json nor text/plain`,
-    );
-  }
-  const body = await readBody(c.req.raw, MAX_BODY_BYTES);
-  const budgetEnd = performance.now() + DB_BUDGET_MS;
-  const db = budgeted(deps.db, budgetEnd);
-
-  let payload: Record<string, unknown>;
-  try {
-    payload = parsePayload(body);
-  } catch (error) {
-    if (error instanceof PayloadError) {
-      throw new ApiError("VALIDATION_ERROR", error.message, { details: error.problems });
-    }
-    throw error;
-  }
-
-  if (!looksLikeWebhookKey(payload.key)) {
-    throw new ApiError(
-      "AUTHENTICATION_REQUIRED",
-      'Cannot accept the alert: a valid webhook key is required in "key"',
-    );
-  }
+  const { config } = deps;
   // The account alias is looked up with the key in one round trip; it is validated below.
-  const alias = typeof payload.account === "string"
-    ? payload.account.trim().toLowerCase()
-    : "paper";
-  const found = await findKeyAndAccount(db, await hashWebhookKey(payload.key), alias, receivedAt);
-  if (!found) {
-    throw new ApiError(
-      "AUTHENTICATION_REQUIRED",
-      'Cannot accept the alert: a valid webhook key is required in "key"',
-    );
-  }
+  const { receivedAt, body, payload, db, found, signed } = await authenticateWebhook(c, {
+    what: "alert",
+    alias: (payload) =>
+      typeof payload.account === "string" ? payload.account.trim().toLowerCase() : "paper",
+  });
   const { key } = found;
-  const signed = signatureHeaders(c);
-  if (signed) {
-    const problem = await verify(payload.key, signed, body, receivedAt.getTime());
-    if (problem) {
-      throw new ApiError("AUTHENTICATION_REQUIRED", `Cannot accept the alert: ${problem}`);
-    }
-  }
-  c.set("userId", key.userId);
-
-  const limit = await deps.webhookLimiter.hit(`key:${key.id}`);
-  const rateHeaders = {
-    "X-RateLimit-Limit": String(limit.limit),
-    "X-RateLimit-Remaining": String(limit.remaining),
-    "X-RateLimit-Reset": String(Math.ceil(limit.resetAt / 1000)),
-  };
-  if (!limit.allowed) {
-    throw new ApiError(
-      "RATE_LIMITED",
-      `Too many alerts: the limit is ${limit.limit} per minute per key`,
-      {
-        headers: { ...rateHeaders, "Retry-After": String(limit.retryAfterS) },
-      },
-    );
-  }
-  for (const [k, v] of Object.entries(rateHeaders)) c.header(k, v);
-
-  if (key.lastUsedAt === null || receivedAt.getTime() - key.lastUsedAt.getTime() > 60_000) {
-    touchWebhookKey(deps.db, key.id, receivedAt).catch((error) =>
-      deps.log.warning("Cannot record webhook key use", {
-        key_id: key.id,
-        error: serializeError(error),
-      })
-    );
-  }
 
   const envelope: SignalEnvelope = {
     id: uuidv7(receivedAt.getTime()),
@@ -337,63 +245,4 @@ async function refuse(
     data: { reason: message, details },
   });
   throw new ApiError(code, message, { details });
-}
-
-/** `db` whose queries fail as unavailable (a 503) once `end` (performance.now()) has passed. */
-function budgeted(db: Queryable, end: number): Queryable {
-  return {
-    query: (text, params) =>
-      withTimeout(
-        db.query(text, params),
-        Math.max(1, end - performance.now()),
-        "the webhook's query",
-      ),
-  };
-}
-
-function signatureHeaders(c: Context<AppEnv>) {
-  const id = c.req.header("webhook-id");
-  const timestamp = c.req.header("webhook-timestamp");
-  const signature = c.req.header("webhook-signature");
-  if (id === undefined && timestamp === undefined && signature === undefined) return null;
-  if (!id || !timestamp || !signature) {
-    throw new ApiError(
-      "AUTHENTICATION_REQUIRED",
-      "Cannot accept the alert: a signed request needs webhook-id, webhook-timestamp and webhook-signature",
-    );
-  }
-  return { id, timestamp, signature };
-}
-
-/** Reads at most `max` bytes of a body as UTF-8; a longer one is a 413, before it is all read. */
-async function readBody(request: Request, max: number): Promise<string> {
-  const declared = request.headers.get("content-length");
-  const tooLarge = () =>
-    new ApiError("PAYLOAD_TOO_LARGE", `Cannot accept the alert: the body exceeds ${max} bytes`);
-  if (declared !== null && Number(declared) > max) throw tooLarge();
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new ApiError("VALIDATION_ERROR", "Cannot accept the alert: the body is not valid UTF-8");
-  }
 }
