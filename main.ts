@@ -236,6 +236,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ),
       bus,
       ingest: ingest.ref,
+      scanner: scanner.ref,
       hub: hub.ref,
       externalAuth,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),

@@ -9,6 +9,7 @@ import type { Probe } from "../lib/health.ts";
 import type { EventBus } from "../lib/events.ts";
 import type { ActorRef } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
+import type { ScannerCommand } from "../actors/scanner.ts";
 import type { HubCommand } from "../actors/hub.ts";
 import type { Role } from "../lib/jwt.ts";
 import type { ExternalVerifier } from "../lib/oidc.ts";
@@ -40,6 +41,8 @@ export interface AppDeps {
   queue?: Queue;
   /** The process's metrics (`/metrics`); the app makes its own when none is given. */
   metrics?: AppMetrics;
+  /** Told of every stored 1h+ bar, to evaluate trendline alerts at once. */
+  scanner?: ActorRef<ScannerCommand>;
   /** Verifies an external identity provider's tokens, when one is configured. */
   externalAuth?: ExternalVerifier;
   /** Epoch ms when the process started. */

@@ -6,6 +6,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { recordLastPrice, type Timeframe, upsertBars } from "../db/bars.ts";
+import { SCAN_TIMEFRAMES, type ScanTimeframe } from "../lib/schedule.ts";
 import { parseTimeframe, unfilledPlaceholders, validateBar } from "../lib/bar_input.ts";
 import { ApiError } from "../lib/errors.ts";
 import { mapSymbol, SymbolError } from "../lib/symbols.ts";
@@ -157,6 +158,17 @@ async function receiveBar(c: Context<AppEnv>): Promise<Response> {
   // The close is the price at the bar's end, or now for a bar still open.
   const closedAt = Math.min(bar.ts.getTime() + TIMEFRAME_MS[timeframe!], receivedAt.getTime());
   await recordLastPrice(db, symbol!, bar.close, new Date(closedAt));
+  // A new bar on a scanned timeframe: the scanner checks the user's lines against it now.
+  const scanned = (SCAN_TIMEFRAMES as readonly string[]).includes(timeframe!);
+  if (scanned) {
+    const scanTimeframe = timeframe as ScanTimeframe;
+    c.get("deps").scanner?.tell({ type: "bar", userId, symbol: symbol!, timeframe: scanTimeframe })
+      .catch((error) =>
+        c.get("deps").log.warning("Cannot tell the scanner about a bar", {
+          error: (error as Error).message,
+        })
+      );
+  }
   return c.json(
     { stored: true, symbol: symbol!, timeframe: timeframe!, ts: bar.ts.toISOString() },
     200,
