@@ -9,6 +9,13 @@ import { type ExecutorDeps, RETRY_MESSAGE } from "./actors/executor.ts";
 import { ExecutorRegistry } from "./actors/executors.ts";
 import { ingestBehavior, type IngestCommand } from "./actors/ingest.ts";
 import { hubBehavior, type HubCommand, type HubOptions, type HubStats } from "./actors/hub.ts";
+import {
+  notifierBehavior,
+  type NotifierCommand,
+  type NotifierOptions,
+  notifierQueueHandler,
+  NOTIFY_RETRY_MESSAGE,
+} from "./actors/notifier.ts";
 import type { Broker } from "./brokers/broker.ts";
 import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
@@ -49,6 +56,8 @@ export interface Runtime {
   ingest: ActorRef<IngestCommand>;
   /** The WebSocket hub. */
   hub: ActorRef<HubCommand>;
+  /** Telegram / Discord notifications. */
+  notifier: ActorRef<NotifierCommand>;
   /** The HTTP app (tests mount extra routes on it). */
   app: ReturnType<typeof createApp>;
   /** Stops everything in reverse boot order; resolves true when it finished within the deadline. */
@@ -65,6 +74,8 @@ export interface StartOptions {
   databaseWaitMs?: number;
   /** Settings of the WebSocket hub (tests shorten its intervals). */
   hub?: HubOptions;
+  /** Settings of the notifier (tests shorten its retry delays). */
+  notifier?: NotifierOptions;
 }
 
 /** Boots the whole runtime from `config`. */
@@ -137,6 +148,23 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       }, options.hub),
       { capacity: 100_000, log: log.child("hub"), clock },
     );
+    const notifier = createActor(
+      "notifier",
+      notifierBehavior({
+        db,
+        cipher: keyring,
+        queue,
+        bus,
+        clock,
+        operator: config.notify.operator,
+        send: {
+          telegramApiUrl: config.notify.telegramApiUrl,
+          discordApiUrl: config.notify.discordApiUrl,
+        },
+      }, options.notifier),
+      { capacity: 100_000, log: log.child("notifier"), clock },
+    );
+    queue.handle(NOTIFY_RETRY_MESSAGE, notifierQueueHandler(notifier.ref));
     queue.handle(RETRY_MESSAGE, async (delivery) => {
       const { signalId, accountId, attempt } = delivery.payload as {
         signalId: string;
@@ -175,6 +203,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       {
         id: "hub",
         start: () => hub.run(),
+        restart: "permanent",
+        shutdownMs: config.shutdownTimeoutMs,
+      },
+      {
+        id: "notifier",
+        start: () => notifier.run(),
         restart: "permanent",
         shutdownMs: config.shutdownTimeoutMs,
       },
@@ -221,6 +255,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       bus,
       ingest: ingest.ref,
       hub: hub.ref,
+      notifier: notifier.ref,
       externalAuth,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
       keyring,
@@ -250,7 +285,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       details: async () => ({
         actors: supervisor.status(),
         executors: await registry.statuses(),
-        mailboxes: { ingest: ingest.mailboxSize, hub: hub.mailboxSize, ...registry.mailboxes() },
+        mailboxes: {
+          ingest: ingest.mailboxSize,
+          hub: hub.mailboxSize,
+          notifier: notifier.mailboxSize,
+          ...registry.mailboxes(),
+        },
         queue: await queue.depth().catch((e) => ({ error: String(e) })),
       }),
     });
@@ -313,6 +353,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       registry,
       ingest: ingest.ref,
       hub: hub.ref,
+      notifier: notifier.ref,
       app,
       shutdown,
       done,
