@@ -24,6 +24,7 @@ import { createAppMetrics, metricsRoute, recordMetrics } from "./metrics.ts";
 import { auth } from "./auth.ts";
 import { health } from "./health.ts";
 import { keys } from "./keys.ts";
+import { notifications } from "./notifications.ts";
 import { webhooks } from "./webhooks.ts";
 import { ws } from "./ws.ts";
 
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", admin);
   app.route("/", api);
   app.route("/", keys);
+  app.route("/", notifications);
   app.route("/", accounts);
   app.route("/", ws);
 
