@@ -82,10 +82,21 @@ async function setup(options: NotifierOptions & { operator?: OperatorChannels } 
   const queue = new RecordingQueue();
   const cipher = await createCipher(crypto.getRandomValues(new Uint8Array(32)));
   const sentAt: number[] = [];
+  // The database as the notifier sees it: `health.down` makes its ping fail.
+  const health = { down: false };
+  const flaky = new Proxy(db, {
+    get(target, prop) {
+      if (prop === "ping" && health.down) {
+        return () => Promise.reject(new Error("connection refused"));
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
   const notifier = createActor<unknown, NotifierCommand>(
     "notifier",
     notifierBehavior({
-      db,
+      db: flaky,
       cipher,
       queue,
       bus,
@@ -116,6 +127,7 @@ async function setup(options: NotifierOptions & { operator?: OperatorChannels } 
     queue,
     cipher,
     sentAt,
+    health,
     watched,
     notifier,
     alice,
@@ -334,4 +346,25 @@ Deno.test("notifier tells the operator channel about breaker changes and answers
     { timeoutMs: 5_000 },
   );
   assert.equal(other, undefined, "another user's channel is unknown");
+});
+
+Deno.test("notifier tells the operator when the database stops answering and when it is back", async () => {
+  await using t = await setup({
+    operator: { telegram: { token: "999:operator", chatId: "-100" } },
+    monitorIntervalMs: 60_000,
+  });
+  assert.equal(await t.clock.sleeps.next(), 60_000);
+  t.health.down = true;
+  await t.clock.advance(60_000);
+  const down = await t.telegram.requests.waitFor(() => true, "the outage alert");
+  assert.equal(down.chatId, "-100");
+  assert.match(down.text, /The database is unreachable: connection refused/);
+  // Still down at the next check: no second alert. Then back up.
+  assert.equal(await t.clock.sleeps.next(), 60_000);
+  await t.clock.advance(60_000);
+  assert.equal(await t.clock.sleeps.next(), 60_000);
+  t.health.down = false;
+  await t.clock.advance(60_000);
+  const up = await t.telegram.requests.waitForCount(() => true, 2, "the recovery alert");
+  assert.match(up[1]!.text, /The database answers again/);
 });
