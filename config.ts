@@ -5,6 +5,7 @@
 import { z } from "zod";
 import denoJson from "./deno.json" with { type: "json" };
 import { LOG_LEVELS, type LogLevel } from "./lib/log.ts";
+import { validateDiscordWebhookUrl } from "./lib/notify.ts";
 
 /** The deployment environments. */
 export const APP_ENVS = ["development", "test", "staging", "production"] as const;
@@ -101,6 +102,27 @@ const EnvSchema = z.object({
   ).optional(),
   ALPACA_BASE_URL: url("ALPACA_BASE_URL", ["http:", "https:"]).optional(),
   ALPACA_DATA_URL: url("ALPACA_DATA_URL", ["http:", "https:"]).optional(),
+  TELEGRAM_API_URL: url("TELEGRAM_API_URL", ["http:", "https:"]).default(
+    "https://api.telegram.org",
+  ),
+  DISCORD_API_URL: url("DISCORD_API_URL", ["http:", "https:"]).optional(),
+  OPERATOR_TELEGRAM_BOT_TOKEN: z.string().regex(
+    /^\d{1,20}:[A-Za-z0-9_-]{20,100}$/,
+    `"OPERATOR_TELEGRAM_BOT_TOKEN" must be a bot token like 123456:ABC-DEF…`,
+  ).optional(),
+  OPERATOR_TELEGRAM_CHAT_ID: z.string().regex(
+    /^-?\d{1,20}$|^@[A-Za-z0-9_]{5,64}$/,
+    `"OPERATOR_TELEGRAM_CHAT_ID" must be a numeric chat id or @channelname`,
+  ).optional(),
+  OPERATOR_DISCORD_WEBHOOK_URL: z.string().refine((v) => {
+    try {
+      validateDiscordWebhookUrl(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, `"OPERATOR_DISCORD_WEBHOOK_URL" must be https://discord.com/api/webhooks/{id}/{token}`)
+    .optional(),
   ENCRYPTION_KEY_VERSION: int("ENCRYPTION_KEY_VERSION", 1, 255).default(1),
   ENCRYPTION_KEY_PREVIOUS: z.string().refine(
     (v) => decodeKey(v)?.length === 32,
@@ -159,6 +181,15 @@ const EnvSchema = z.object({
       code: "custom",
       path: ["ENCRYPTION_KEY_VERSION"],
       message: `"ENCRYPTION_KEY_VERSION" must be 2 or more when "ENCRYPTION_KEY_PREVIOUS" is set`,
+    });
+  }
+  if (Boolean(e.OPERATOR_TELEGRAM_BOT_TOKEN) !== Boolean(e.OPERATOR_TELEGRAM_CHAT_ID)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [
+        e.OPERATOR_TELEGRAM_BOT_TOKEN ? "OPERATOR_TELEGRAM_CHAT_ID" : "OPERATOR_TELEGRAM_BOT_TOKEN",
+      ],
+      message: '"OPERATOR_TELEGRAM_BOT_TOKEN" and "OPERATOR_TELEGRAM_CHAT_ID" must be set together',
     });
   }
   if (e.UPSTASH_REDIS_REST_URL && !e.UPSTASH_REDIS_REST_TOKEN) {
@@ -263,6 +294,17 @@ export interface Config {
   alpacaBaseUrl?: string;
   /** Alpaca's market data API base URL (bars:fetch); Alpaca's own unless set. */
   alpacaDataUrl: string;
+  notify: {
+    /** Telegram's Bot API base URL. */
+    telegramApiUrl: string;
+    /** Replaces the origin of Discord webhook URLs (staging, tests); unset: discord.com. */
+    discordApiUrl?: string;
+    /** The operator's channels for operational alerts; secrets in clear, never logged. */
+    operator: {
+      telegram?: { token: string; chatId: string };
+      discord?: { webhookUrl: string };
+    };
+  };
   /** Version byte of `encryptionKey`; `encryptionKeyPrevious` is version − 1, during a rotation. */
   encryptionKeyVersion: number;
   encryptionKeyPrevious?: Uint8Array;
@@ -368,6 +410,18 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     },
     alpacaBaseUrl: e.ALPACA_BASE_URL,
     alpacaDataUrl: e.ALPACA_DATA_URL ?? ALPACA_DATA_URL,
+    notify: {
+      telegramApiUrl: e.TELEGRAM_API_URL,
+      discordApiUrl: e.DISCORD_API_URL,
+      operator: {
+        telegram: e.OPERATOR_TELEGRAM_BOT_TOKEN && e.OPERATOR_TELEGRAM_CHAT_ID
+          ? { token: e.OPERATOR_TELEGRAM_BOT_TOKEN, chatId: e.OPERATOR_TELEGRAM_CHAT_ID }
+          : undefined,
+        discord: e.OPERATOR_DISCORD_WEBHOOK_URL
+          ? { webhookUrl: validateDiscordWebhookUrl(e.OPERATOR_DISCORD_WEBHOOK_URL) }
+          : undefined,
+      },
+    },
     encryptionKeyVersion: e.ENCRYPTION_KEY_VERSION,
     encryptionKeyPrevious: e.ENCRYPTION_KEY_PREVIOUS
       ? decodeKey(e.ENCRYPTION_KEY_PREVIOUS)

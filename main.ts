@@ -10,6 +10,13 @@ import { ExecutorRegistry } from "./actors/executors.ts";
 import { ingestBehavior, type IngestCommand } from "./actors/ingest.ts";
 import { scannerBehavior, type ScannerCommand } from "./actors/scanner.ts";
 import { hubBehavior, type HubCommand, type HubOptions, type HubStats } from "./actors/hub.ts";
+import {
+  notifierBehavior,
+  type NotifierCommand,
+  type NotifierOptions,
+  notifierQueueHandler,
+  NOTIFY_RETRY_MESSAGE,
+} from "./actors/notifier.ts";
 import type { Broker } from "./brokers/broker.ts";
 import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
@@ -53,6 +60,8 @@ export interface Runtime {
   hub: ActorRef<HubCommand>;
   /** The trendline scanner (told by `Deno.cron`). */
   scanner: ActorRef<ScannerCommand>;
+  /** Telegram / Discord notifications. */
+  notifier: ActorRef<NotifierCommand>;
   /** The HTTP app (tests mount extra routes on it). */
   app: ReturnType<typeof createApp>;
   /** Stops everything in reverse boot order; resolves true when it finished within the deadline. */
@@ -69,6 +78,8 @@ export interface StartOptions {
   databaseWaitMs?: number;
   /** Settings of the WebSocket hub (tests shorten its intervals). */
   hub?: HubOptions;
+  /** Settings of the notifier (tests shorten its retry delays). */
+  notifier?: NotifierOptions;
 }
 
 /** Boots the whole runtime from `config`. */
@@ -147,6 +158,23 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       scannerBehavior({ db, clock, bus, instanceId: config.instanceId }),
       { log: log.child("scanner"), clock },
     );
+    const notifier = createActor(
+      "notifier",
+      notifierBehavior({
+        db,
+        cipher: keyring,
+        queue,
+        bus,
+        clock,
+        operator: config.notify.operator,
+        send: {
+          telegramApiUrl: config.notify.telegramApiUrl,
+          discordApiUrl: config.notify.discordApiUrl,
+        },
+      }, options.notifier),
+      { capacity: 100_000, log: log.child("notifier"), clock },
+    );
+    queue.handle(NOTIFY_RETRY_MESSAGE, notifierQueueHandler(notifier.ref));
     queue.handle(RETRY_MESSAGE, async (delivery) => {
       const { signalId, accountId, attempt } = delivery.payload as {
         signalId: string;
@@ -194,6 +222,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
         restart: "permanent",
         shutdownMs: config.shutdownTimeoutMs,
       },
+      {
+        id: "notifier",
+        start: () => notifier.run(),
+        restart: "permanent",
+        shutdownMs: config.shutdownTimeoutMs,
+      },
     ]);
     cleanup.unshift(() => supervisor.stop(config.shutdownTimeoutMs));
     if (config.cluster) {
@@ -238,6 +272,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ingest: ingest.ref,
       scanner: scanner.ref,
       hub: hub.ref,
+      notifier: notifier.ref,
       externalAuth,
       breakerState: (accountId) => storedBreakerState(executorDeps.breakers, accountId, clock),
       keyring,
@@ -271,6 +306,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
           ingest: ingest.mailboxSize,
           hub: hub.mailboxSize,
           scanner: scanner.mailboxSize,
+          notifier: notifier.mailboxSize,
           ...registry.mailboxes(),
         },
         queue: await queue.depth().catch((e) => ({ error: String(e) })),
@@ -336,6 +372,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       ingest: ingest.ref,
       hub: hub.ref,
       scanner: scanner.ref,
+      notifier: notifier.ref,
       app,
       shutdown,
       done,

@@ -23,6 +23,8 @@ export const AUDIT_ACTIONS = [
   "broker_account.deleted",
   "kill_switch.changed",
   "secrets.rotated",
+  "notification_channel.created",
+  "notification_channel.deleted",
 ] as const;
 
 /** An audited action. */

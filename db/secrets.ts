@@ -1,5 +1,6 @@
 /**
- * Re-encrypting the sealed values at rest (`broker_accounts.credentials`) under the current
+ * Re-encrypting the sealed values at rest (`broker_accounts.credentials`,
+ * `notification_channels.secret`) under the current
  * ENCRYPTION_KEY, after a rotation. One transaction: every value is re-sealed, or none is.
  */
 import { audit, OPERATOR } from "./audit.ts";
@@ -36,19 +37,34 @@ export function rotateCredentials(
   const dryRun = options.dryRun ?? false;
   return db.transaction(async (tx) => {
     // Locked, so an account changed meanwhile is not overwritten with its old keys.
-    const rows = await tx.query<{ id: string; alias: string; credentials: Uint8Array }>(
+    const accounts = await tx.query<{ id: string; alias: string; credentials: Uint8Array }>(
       `SELECT id, alias, credentials FROM broker_accounts WHERE credentials IS NOT NULL
        ORDER BY id FOR UPDATE`,
     );
+    const channels = await tx.query<{ id: string; name: string; secret: Uint8Array }>(
+      "SELECT id, name, secret FROM notification_channels ORDER BY id FOR UPDATE",
+    );
+    const rows: SealedRow[] = [
+      ...accounts.map((r) => ({
+        id: r.id,
+        sealed: r.credentials,
+        what: `the credentials of account "${r.alias}" (${r.id})`,
+        update: "UPDATE broker_accounts SET credentials = $2 WHERE id = $1",
+      })),
+      ...channels.map((r) => ({
+        id: r.id,
+        sealed: r.secret,
+        what: `the secrets of notification channel "${r.name}" (${r.id})`,
+        update: "UPDATE notification_channels SET secret = $2 WHERE id = $1",
+      })),
+    ];
     const before: VersionCounts = {};
     for (const row of rows) {
       let v: number;
       try {
-        v = keyring.versionOf(row.credentials);
+        v = keyring.versionOf(row.sealed);
       } catch {
-        throw new Error(
-          `Cannot rotate secrets: the credentials of account "${row.alias}" (${row.id}) are not a sealed value`,
-        );
+        throw new Error(`Cannot rotate secrets: ${row.what} are not a sealed value`);
       }
       before[v] = (before[v] ?? 0) + 1;
     }
@@ -65,20 +81,15 @@ export function rotateCredentials(
     }
     let rotated = 0;
     for (const row of rows) {
-      const plain = await openOrExplain(keyring, row.credentials, row);
-      if (keyring.versionOf(row.credentials) === keyring.version) continue;
+      const plain = await openOrExplain(keyring, row.sealed, row);
+      if (keyring.versionOf(row.sealed) === keyring.version) continue;
       rotated++;
       if (dryRun) continue;
       const resealed = await keyring.encrypt(plain);
       if ((await openOrExplain(keyring, resealed, row)) !== plain) {
-        throw new Error(
-          `Cannot rotate secrets: the re-encrypted credentials of account "${row.alias}" (${row.id}) do not read back`,
-        );
+        throw new Error(`Cannot rotate secrets: ${row.what}, re-encrypted, do not read back`);
       }
-      await tx.query("UPDATE broker_accounts SET credentials = $2 WHERE id = $1", [
-        row.id,
-        resealed,
-      ]);
+      await tx.query(row.update, [row.id, resealed]);
     }
     // After a real run every value is sealed with the current version.
     const after: VersionCounts = dryRun
@@ -98,16 +109,24 @@ export function rotateCredentials(
   });
 }
 
+/** A sealed value at rest: where it lives and how errors name it. */
+interface SealedRow {
+  id: string;
+  sealed: Uint8Array;
+  what: string;
+  update: string;
+}
+
 async function openOrExplain(
   keyring: Keyring,
   sealed: Uint8Array,
-  row: { id: string; alias: string },
+  row: SealedRow,
 ): Promise<string> {
   try {
     return await keyring.decrypt(sealed);
   } catch (error) {
     throw new Error(
-      `Cannot rotate secrets: the credentials of account "${row.alias}" (${row.id}) do not decrypt: ${
+      `Cannot rotate secrets: ${row.what} do not decrypt: ${
         (error as Error).message.replace(/^Cannot decrypt: /, "")
       }`,
       { cause: error },

@@ -11,6 +11,7 @@ import type { ActorRef } from "../actors/actor.ts";
 import type { IngestCommand } from "../actors/ingest.ts";
 import type { ScannerCommand } from "../actors/scanner.ts";
 import type { HubCommand } from "../actors/hub.ts";
+import type { NotifierCommand } from "../actors/notifier.ts";
 import type { Role } from "../lib/jwt.ts";
 import type { ExternalVerifier } from "../lib/oidc.ts";
 import type { AppMetrics } from "./metrics.ts";
@@ -38,6 +39,8 @@ export interface AppDeps {
   ingest: ActorRef<IngestCommand>;
   /** The WebSocket hub (`/api/v1/ws`); without it the route answers 503. */
   hub?: ActorRef<HubCommand>;
+  /** Sends channel test messages; without it the test route answers 503. */
+  notifier?: ActorRef<NotifierCommand>;
   queue?: Queue;
   /** The process's metrics (`/metrics`); the app makes its own when none is given. */
   metrics?: AppMetrics;

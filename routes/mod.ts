@@ -25,6 +25,7 @@ import { auth } from "./auth.ts";
 import { health } from "./health.ts";
 import { keys } from "./keys.ts";
 import { watchlists } from "./watchlists.ts";
+import { notifications } from "./notifications.ts";
 import { webhooks } from "./webhooks.ts";
 import { barWebhooks } from "./webhooks_bars.ts";
 import { ws } from "./ws.ts";
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", api);
   app.route("/", keys);
   app.route("/", watchlists);
+  app.route("/", notifications);
   app.route("/", accounts);
   app.route("/", ws);
 

@@ -1,5 +1,5 @@
 /**
- * `deno task secrets:rotate [--dry-run]` — re-encrypts every broker credential under the current
+ * `deno task secrets:rotate [--dry-run]` — re-encrypts every broker credential and notification channel secret under the current
  * ENCRYPTION_KEY (version ENCRYPTION_KEY_VERSION), reading older values with
  * ENCRYPTION_KEY_PREVIOUS (version ENCRYPTION_KEY_VERSION − 1). All in one transaction: every
  * value is checked to decrypt, and either all are re-sealed or none is. Prints the values per
@@ -31,7 +31,11 @@ async function main(args: string[]) {
   }
   if (!outcome.report) fail(`${outcome.error!}\nNothing was changed.`, 1);
   const { report } = outcome;
-  print(`Broker credentials in ${describeDatabase(config)}, by key version`);
+  print(
+    `Broker credentials and notification channel secrets in ${
+      describeDatabase(config)
+    }, by key version`,
+  );
   print(`  before: ${counts(report.before)}`);
   if (report.dryRun) {
     print(

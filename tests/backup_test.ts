@@ -15,6 +15,7 @@ import {
 } from "../db/backup.ts";
 import { type Db, openDb } from "../db/client.ts";
 import { upsertBars } from "../db/bars.ts";
+import { createChannel, insertDeadLetter } from "../db/notifications.ts";
 import { acquireLease, claimTick } from "../db/leases.ts";
 import {
   addWatch,
@@ -146,6 +147,36 @@ async function fill(db: Db): Promise<void> {
     at: new Date(now),
     barTs: new Date(now - 3_600_000),
     price: "190.75",
+  });
+
+  const channel = await createChannel(db, {
+    id: uuidv7(now),
+    userId: trader.id,
+    kind: "telegram",
+    name: TRICKY_TEXT.slice(0, 40),
+    secret: Uint8Array.from({ length: 64 }, (_, i) => 255 - i),
+    chatId: "-1001234567890",
+    events: ["trade.updated", "breaker.opened"],
+  });
+  await insertDeadLetter(db, {
+    id: uuidv7(now),
+    channelId: channel.id,
+    operator: null,
+    userId: trader.id,
+    eventType: "trade.updated",
+    message: TRICKY_TEXT,
+    attempts: 4,
+    lastError: "Cannot send to Telegram: 502",
+  });
+  await insertDeadLetter(db, {
+    id: uuidv7(now + 1),
+    channelId: null,
+    operator: "discord",
+    userId: null,
+    eventType: "breaker.opened",
+    message: "breaker",
+    attempts: 1,
+    lastError: "Cannot send to Discord: 404 Unknown Webhook",
   });
 
   // A signal, its dedup row, an entry order with a stop-loss leg created before it (the leg's

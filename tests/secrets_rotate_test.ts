@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { Db } from "../db/client.ts";
 import { openCredentials, sealCredentials } from "../lib/credentials.ts";
 import { createKeyring } from "../lib/crypto.ts";
+import { createChannel } from "../db/notifications.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { createTestDb } from "./_db.ts";
 import { insertTrader } from "./_fixtures.ts";
@@ -135,4 +136,38 @@ Deno.test("secrets:rotate re-encrypts every credential under the new key, all or
     ...[missing, dry, run, again, wrong].flatMap((o) => [o.stdout, o.stderr]),
     JSON.stringify(await rotations(db)),
   );
+});
+
+Deno.test("secrets:rotate re-encrypts notification channel secrets too", async () => {
+  await using t = await createTestDb("postgres");
+  const { db } = t;
+  const v1 = createKeyring({ current: { key: hexBytes(K1), version: 1 } });
+  const ann = await insertTrader(db);
+  const token = "123456:AAH-rotate-channel-secret-token";
+  const channel = await createChannel(db, {
+    id: uuidv7(),
+    userId: ann.userId,
+    kind: "telegram",
+    name: "phone",
+    secret: await v1.encrypt(token),
+    chatId: "1001",
+    events: null,
+  });
+  const run = await runTask({
+    APP_ENV: "test",
+    DATABASE_URL: t.url!,
+    ENCRYPTION_KEY: K2,
+    ENCRYPTION_KEY_VERSION: "2",
+    ENCRYPTION_KEY_PREVIOUS: K1,
+  }, "secrets:rotate");
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /Re-encrypted 1 value\(s\) under key version 2/);
+  const [row] = await db.query<{ secret: Uint8Array }>(
+    "SELECT secret FROM notification_channels WHERE id = $1",
+    [channel.id],
+  );
+  const v2 = createKeyring({ current: { key: hexBytes(K2), version: 2 } });
+  assert.equal(row!.secret[0], 2);
+  assert.equal(await v2.decrypt(new Uint8Array(row!.secret)), token);
+  assert.ok(!(run.stdout + run.stderr).includes(token));
 });

@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { createActor } from "../actors/actor.ts";
+import { notifierBehavior, type NotifierCommand } from "../actors/notifier.ts";
+import type { Queue } from "../db/queue.ts";
+import { createTestApp } from "../tests/_app.ts";
+import { createTestDb } from "../tests/_db.ts";
+import { accessTokenFor, insertTrader } from "../tests/_fixtures.ts";
+import { startFakeTelegram } from "../tests/fakes/telegram.ts";
+
+const BOT_TOKEN = "123456:AAH-route-test-secret-token";
+const WEBHOOK = "https://discord.com/api/webhooks/424242/route-test-discord-secret";
+
+Deno.test("notification channel routes: create, list without secrets, scope by user, test, delete, audit", async () => {
+  await using testDb = await createTestDb("pglite");
+  const { db } = testDb;
+  await using telegram = startFakeTelegram();
+  await using test = createTestApp({ db, env: { TELEGRAM_API_URL: telegram.url } });
+  const notifier = createActor<unknown, NotifierCommand>(
+    "notifier",
+    notifierBehavior({
+      db,
+      cipher: test.deps.keyring,
+      queue: {} as Queue,
+      bus: test.deps.bus,
+      clock: test.clock,
+      send: { telegramApiUrl: telegram.url },
+    }, { monitorIntervalMs: 0 }) as never,
+    { log: test.deps.log, clock: test.clock },
+  );
+  const running = notifier.run();
+  test.deps.notifier = notifier.ref;
+  try {
+    const alice = await insertTrader(db, { email: "alice@example.com" });
+    const bob = await insertTrader(db, { email: "bob@example.com" });
+    const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
+      const { token } = await accessTokenFor(db, { id: userId, role: "trader" }, {
+        secret: test.config.jwtSecret,
+        now: test.clock.now(),
+      });
+      return await test.app.request(path, {
+        method,
+        headers: {
+          Authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    };
+    const a = as(alice.userId);
+    const b = as(bob.userId);
+
+    const created = await a("POST", "/api/v1/notification-channels", {
+      kind: "telegram",
+      name: "my phone",
+      bot_token: BOT_TOKEN,
+      chat_id: "1001",
+      events: ["trade.updated"],
+    });
+    const createdText = await created.text();
+    assert.equal(created.status, 201, createdText);
+    const channel = JSON.parse(createdText);
+    assert.equal(channel.kind, "telegram");
+    assert.deepEqual(channel.events, ["trade.updated"]);
+
+    const discord = await a("POST", "/api/v1/notification-channels", {
+      kind: "discord",
+      name: "server",
+      webhook_url: WEBHOOK,
+    });
+    const discordText = await discord.text();
+    assert.equal(discord.status, 201, discordText);
+
+    for (
+      const bad of [
+        "https://evil.example.com/api/webhooks/1/abc",
+        "http://127.0.0.1:9/api/webhooks/1/abc",
+        "https://discord.com/api/users/1",
+      ]
+    ) {
+      const res = await a("POST", "/api/v1/notification-channels", {
+        kind: "discord",
+        name: "x",
+        webhook_url: bad,
+      });
+      assert.equal(res.status, 400, bad);
+      await res.body?.cancel();
+    }
+
+    const listed = await a("GET", "/api/v1/notification-channels");
+    const listText = await listed.text();
+    assert.equal(listed.status, 200);
+    assert.equal(JSON.parse(listText).data.length, 2);
+    for (const text of [createdText, discordText, listText]) {
+      assert.ok(!text.includes(BOT_TOKEN) && !text.includes("route-test-discord-secret"), text);
+    }
+    const bobs = await b("GET", "/api/v1/notification-channels");
+    assert.deepEqual((await bobs.json()).data, []);
+
+    const tested = await a("POST", `/api/v1/notification-channels/${channel.id}/test`);
+    assert.deepEqual(await tested.json(), { ok: true });
+    const sent = await telegram.requests.waitFor(() => true, "the test message");
+    assert.equal(sent.token, BOT_TOKEN);
+    assert.equal(sent.chatId, "1001");
+
+    for (
+      const [call, method, path] of [
+        [b, "POST", `/api/v1/notification-channels/${channel.id}/test`],
+        [b, "DELETE", `/api/v1/notification-channels/${channel.id}`],
+        [a, "DELETE", "/api/v1/notification-channels/not-a-uuid"],
+        [a, "POST", "/api/v1/notification-channels/not-a-uuid/test"],
+      ] as const
+    ) {
+      const res = await call(method, path);
+      assert.equal(res.status, 404, `${method} ${path}`);
+      await res.body?.cancel();
+    }
+    const deleted = await a("DELETE", `/api/v1/notification-channels/${channel.id}`);
+    assert.equal(deleted.status, 204);
+
+    const audited = await db.query<{ action: string; data: unknown }>(
+      `SELECT action, data FROM audit_log WHERE action LIKE 'notification_channel.%' ORDER BY id`,
+    );
+    assert.deepEqual(audited.map((r) => r.action), [
+      "notification_channel.created",
+      "notification_channel.created",
+      "notification_channel.deleted",
+    ]);
+    const logged = JSON.stringify(test.lines) + JSON.stringify(audited);
+    assert.ok(!logged.includes(BOT_TOKEN) && !logged.includes("route-test-discord-secret"));
+  } finally {
+    await running.stop(1_000);
+  }
+});
