@@ -224,3 +224,42 @@ function retryAfterMs(
   const seconds = Number(fromBody ?? response.headers.get("retry-after") ?? NaN);
   return Number.isFinite(seconds) && seconds >= 0 ? Math.ceil(seconds * 1000) : undefined;
 }
+
+/**
+ * Checks that `target` exists without sending anything: Telegram's `getMe` for the bot token,
+ * a `GET` of the Discord webhook. `ok: false` with `retryable: false` means the token or webhook
+ * is refused (fix the configuration); `retryable: true` means the service could not be reached.
+ */
+export async function probeNotificationTarget(
+  target: NotifyTarget,
+  options: SendOptions = {},
+): Promise<SendOutcome> {
+  const doFetch = options.fetch ?? fetch;
+  const service = target.kind === "telegram" ? "Telegram" : "Discord";
+  let url: string;
+  if (target.kind === "telegram") {
+    const base = (options.telegramApiUrl ?? "https://api.telegram.org").replace(/\/+$/, "");
+    url = `${base}/bot${target.token}/getMe`;
+  } else {
+    const stored = new URL(validateDiscordWebhookUrl(target.webhookUrl));
+    url = `${(options.discordApiUrl ?? stored.origin).replace(/\/+$/, "")}${stored.pathname}`;
+  }
+  let response: Response;
+  try {
+    response = await doFetch(url, { signal: AbortSignal.timeout(options.timeoutMs ?? 5_000) });
+  } catch {
+    return { ok: false, retryable: true, error: `Cannot reach ${service}` };
+  }
+  await response.body?.cancel();
+  if (response.ok) return { ok: true };
+  const refused = response.status === 401 || response.status === 403 || response.status === 404;
+  return {
+    ok: false,
+    retryable: !refused,
+    error: refused
+      ? `${service} refused the ${
+        target.kind === "telegram" ? "bot token" : "webhook"
+      } (${response.status})`
+      : `${service} answered ${response.status}`,
+  };
+}

@@ -21,6 +21,7 @@ import { databaseOptions, describeDatabase } from "../db/open.ts";
 import { kvPath, pgliteDir } from "../db/paths.ts";
 import { DataDirInUseError } from "../db/pglite.ts";
 import { createUpstashRedis } from "../lib/rate_limit_upstash.ts";
+import { type NotifyTarget, probeNotificationTarget } from "../lib/notify.ts";
 import { parseFlags, print } from "../lib/cli.ts";
 import { type Cipher, createCipher } from "../lib/crypto.ts";
 
@@ -180,6 +181,25 @@ async function checkKv(config: Config): Promise<void> {
   }
 }
 
+/** Reaches the operator's alert channels (without sending anything). */
+async function checkOperatorChannels(config: Config): Promise<void> {
+  const { operator, telegramApiUrl, discordApiUrl } = config.notify;
+  const targets: NotifyTarget[] = [];
+  if (operator.telegram) targets.push({ kind: "telegram", ...operator.telegram });
+  if (operator.discord) targets.push({ kind: "discord", webhookUrl: operator.discord.webhookUrl });
+  if (targets.length === 0) {
+    report("skip", "alerts", "no operator channel: operational alerts go to the log only");
+    return;
+  }
+  for (const target of targets) {
+    const outcome = await probeNotificationTarget(target, { telegramApiUrl, discordApiUrl });
+    const name = target.kind === "telegram" ? "Telegram" : "Discord";
+    if (outcome.ok) report("ok", "alerts", `operator ${name} channel answers`);
+    else if (outcome.retryable) report("warn", "alerts", outcome.error);
+    else report("FAIL", "alerts", `${outcome.error}: the operator would get no alerts`);
+  }
+}
+
 async function checkRedis(config: Config): Promise<void> {
   if (!config.upstash) {
     report("skip", "redis", "not configured: rate limits are counted per instance");
@@ -297,6 +317,7 @@ async function main(args: string[]) {
     }
     await checkKv(config);
     await checkRedis(config);
+    await checkOperatorChannels(config);
     if (db) await checkBrokers(db, config);
     else report("skip", "brokers", "no database to read");
   } finally {

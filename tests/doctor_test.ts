@@ -9,6 +9,8 @@ import { uuidv7 } from "../lib/ids.ts";
 import { createPostgresDatabase } from "./_db.ts";
 import { runTask } from "./_process.ts";
 import { startUpstashBridge } from "./fakes/upstash_bridge.ts";
+import { startFakeTelegram } from "./fakes/telegram.ts";
+import { startFakeDiscord } from "./fakes/discord.ts";
 
 const KEY = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OTHER_KEY = "f".repeat(64);
@@ -83,7 +85,8 @@ Deno.test("doctor passes a healthy setup and checks broker credentials against t
       healthy.stdout,
       /^warn\s+brokers\s+1 Alpaca account\(s\) without credentials.*"empty"/m,
     );
-    assert.match(healthy.stdout, /^Summary: \d+ ok, 1 warning\(s\), 1 skipped, 0 failed$/m);
+    assert.match(healthy.stdout, /^skip\s+alerts\s+no operator channel/m);
+    assert.match(healthy.stdout, /^Summary: \d+ ok, 1 warning\(s\), 2 skipped, 0 failed$/m);
     for (
       const secret of [KEY, SECRETS.JWT_SECRET, "doctor-secret-value", "PKDOCTOR", database.url]
     ) {
@@ -225,4 +228,38 @@ Deno.test("doctor reaches Upstash when it is configured, and warns (not fails) w
   }, "doctor");
   assert.equal(statusOf(down.stdout, "redis"), "warn", down.stdout);
   assert.match(down.stdout, /fall back to per-instance counts/);
+});
+
+Deno.test("doctor reaches the operator's alert channels without sending, and fails on a refused token", async () => {
+  await using data = await tempDir();
+  await using telegram = startFakeTelegram();
+  await using discord = startFakeDiscord();
+  const base = {
+    ...SECRETS,
+    APP_ENV: "staging",
+    DATA_DIR: data.path,
+    TELEGRAM_API_URL: telegram.url,
+    DISCORD_API_URL: discord.url,
+  };
+  const good = await runTask({
+    ...base,
+    OPERATOR_TELEGRAM_BOT_TOKEN: "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    OPERATOR_TELEGRAM_CHAT_ID: "-1001",
+    OPERATOR_DISCORD_WEBHOOK_URL: "https://discord.com/api/webhooks/42/goodtoken",
+  }, "doctor");
+  assert.match(good.stdout, /^ok\s+alerts\s+operator Telegram channel answers/m, good.stdout);
+  assert.match(good.stdout, /^ok\s+alerts\s+operator Discord channel answers/m);
+  assert.equal(telegram.requests.items.length, 0, "nothing was sent");
+  assert.ok(
+    !good.stdout.includes("ABCDEFGHIJKLMNOPQRSTUVWXYZ") && !good.stdout.includes("goodtoken"),
+  );
+
+  const bad = await runTask({
+    ...base,
+    OPERATOR_TELEGRAM_BOT_TOKEN: "123456:badbadbadbadbadbadbadbad",
+    OPERATOR_TELEGRAM_CHAT_ID: "-1001",
+  }, "doctor");
+  assert.equal(statusOf(bad.stdout, "alerts"), "FAIL", bad.stdout);
+  assert.match(bad.stdout, /Telegram refused the bot token \(401\)/);
+  assert.notEqual(bad.code, 0);
 });

@@ -35,6 +35,13 @@ export function startFakeDiscord(): FakeDiscord {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const url = new URL(req.url);
     const match = /^\/api\/webhooks\/(\d+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method === "GET" && match) {
+      // Discord's webhook object; a token containing "bad" is refused as Discord does.
+      if (match[2]!.includes("bad")) {
+        return Response.json({ message: "Invalid Webhook Token", code: 50027 }, { status: 401 });
+      }
+      return Response.json({ id: match[1], type: 1, name: "trendedge", channel_id: "1" });
+    }
     if (req.method !== "POST" || !match) {
       await req.body?.cancel();
       return Response.json({ message: "404: Not Found", code: 0 }, { status: 404 });

@@ -35,6 +35,20 @@ export function startFakeTelegram(): FakeTelegram {
   const faults: TelegramFault[] = [];
   let nextId = 1;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const getMe = /^\/bot([^/]+)\/getMe$/.exec(new URL(req.url).pathname);
+    if (getMe) {
+      await req.body?.cancel();
+      // Telegram's answer to a revoked or mistyped token; here, any token containing "bad".
+      if (getMe[1]!.includes("bad")) {
+        return Response.json({ ok: false, error_code: 401, description: "Unauthorized" }, {
+          status: 401,
+        });
+      }
+      return Response.json({
+        ok: true,
+        result: { id: 1, is_bot: true, first_name: "trendedge", username: "trendedge_bot" },
+      });
+    }
     const match = /^\/bot([^/]+)\/sendMessage$/.exec(new URL(req.url).pathname);
     if (req.method !== "POST" || !match) {
       await req.body?.cancel();
