@@ -14,6 +14,7 @@ import { verify } from "../lib/standard_webhooks.ts";
 import { hashWebhookKey, looksLikeWebhookKey } from "../lib/webhook_key.ts";
 import type { AppEnv } from "./_env.ts";
 import { clientIp } from "./_middleware.ts";
+import { ErrorSchema, json } from "./_openapi.ts";
 
 /**
  * How long a webhook's queries may take together. A connection that hangs instead of failing
@@ -205,3 +206,12 @@ async function readBody(request: Request, max: number, what: string): Promise<st
     );
   }
 }
+
+/** The refusals both webhook routes document: key, address, size, content type, rate. */
+export const WEBHOOK_ERRORS = {
+  401: json(ErrorSchema, "Missing or unknown webhook key, or a bad signature"),
+  403: json(ErrorSchema, "Source address not allowed"),
+  413: json(ErrorSchema, "Body over 64 KiB"),
+  415: json(ErrorSchema, "Neither JSON nor text"),
+  429: json(ErrorSchema, "More than the per-key limit per minute"),
+};

@@ -15,7 +15,7 @@ import { serializeError } from "../lib/log.ts";
 import { dedupKey, redactKey, type SignalInput, validateSignal } from "../lib/signal.ts";
 import { mapSymbol, SymbolError } from "../lib/symbols.ts";
 import type { AppEnv } from "./_env.ts";
-import { authenticateWebhook } from "./_webhook_auth.ts";
+import { authenticateWebhook, WEBHOOK_ERRORS } from "./_webhook_auth.ts";
 import { ErrorSchema, validationHook } from "./_openapi.ts";
 
 /** Signed senders' replays are refused for at least this long (twice the signature tolerance). */
@@ -90,28 +90,9 @@ webhooks.openAPIRegistry.registerPath(
         description: "Invalid alert (journaled as rejected when the key is valid)",
         content: { "application/json": { schema: ErrorSchema } },
       },
-      401: {
-        description: "Missing or unknown webhook key, or a bad signature",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      403: {
-        description: "Source address not allowed",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      413: {
-        description: "Body over 64 KiB",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      415: {
-        description: "Neither JSON nor text",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
+      ...WEBHOOK_ERRORS,
       422: {
         description: "Unknown account or unmappable symbol (journaled as rejected)",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      429: {
-        description: "More than the per-key limit per minute",
         content: { "application/json": { schema: ErrorSchema } },
       },
       503: {

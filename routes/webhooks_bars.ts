@@ -12,7 +12,7 @@ import { ApiError } from "../lib/errors.ts";
 import { mapSymbol, SymbolError } from "../lib/symbols.ts";
 import type { AppEnv } from "./_env.ts";
 import { ErrorSchema, validationHook } from "./_openapi.ts";
-import { authenticateWebhook } from "./_webhook_auth.ts";
+import { authenticateWebhook, WEBHOOK_ERRORS } from "./_webhook_auth.ts";
 
 const TIMEFRAME_MS: Readonly<Record<Timeframe, number>> = {
   "1m": 60_000,
@@ -83,26 +83,7 @@ barWebhooks.openAPIRegistry.registerPath(
         description: "Invalid bar: a field, an unfilled placeholder, inconsistent prices",
         content: { "application/json": { schema: ErrorSchema } },
       },
-      401: {
-        description: "Missing or unknown webhook key, or a bad signature",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      403: {
-        description: "Source address not allowed",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      413: {
-        description: "Body over 64 KiB",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      415: {
-        description: "Neither JSON nor text",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
-      429: {
-        description: "More than the per-key limit per minute",
-        content: { "application/json": { schema: ErrorSchema } },
-      },
+      ...WEBHOOK_ERRORS,
       503: {
         description: "Database unavailable: nothing was stored; retry",
         content: { "application/json": { schema: ErrorSchema } },
