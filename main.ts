@@ -32,7 +32,7 @@ import { createKvQueue } from "./db/queue_kv.ts";
 import { kvPath } from "./db/paths.ts";
 import { databaseOptions } from "./db/open.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
-import { createLogger, type Logger, serializeError, stdoutSink } from "./lib/log.ts";
+import { createLogger, type Logger, type LogSink, serializeError, stdoutSink } from "./lib/log.ts";
 import { createErrorReporter } from "./lib/sentry.ts";
 import { bridgeEvents, forwardDispatch, listenForDispatches } from "./db/cluster.ts";
 import { createPgQueue } from "./db/queue_pg.ts";
@@ -167,6 +167,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
         bus,
         clock,
         operator: config.notify.operator,
+        instanceId: config.instanceId,
         send: {
           telegramApiUrl: config.notify.telegramApiUrl,
           discordApiUrl: config.notify.discordApiUrl,
@@ -487,14 +488,21 @@ async function main() {
       release: config.version,
     })
     : undefined;
+  const base: LogSink = reporter
+    ? (line) => {
+      stdoutSink(line);
+      reporter.line(line);
+    }
+    : stdoutSink;
   const log = createLogger("trendedge", {
     level: config.logLevel,
-    sink: reporter
-      ? (line) => {
-        stdoutSink(line);
-        reporter.line(line);
+    // Error and critical lines also go to the notifier, which alerts the operator on a spike.
+    sink: (line) => {
+      base(line);
+      if (runningNotifier && ERROR_LINE.test(line)) {
+        runningNotifier.tell({ type: "log_error" }).catch(() => {});
       }
-      : stdoutSink,
+    },
   });
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
@@ -504,6 +512,7 @@ async function main() {
   try {
     runtime = await start(config, { log });
     runningScanner = runtime.scanner;
+    runningNotifier = runtime.notifier;
   } catch (error) {
     log.critical((error as Error).message ?? "Cannot start", { error: serializeError(error) });
     await reporter?.close(2_000);
@@ -530,6 +539,10 @@ async function main() {
 
 /** The scanner of the running process, for the cron callbacks (set once the runtime started). */
 let runningScanner: ActorRef<ScannerCommand> | null = null;
+/** The notifier of the running process, for the daily summary cron and the error counting sink. */
+let runningNotifier: ActorRef<NotifierCommand> | null = null;
+/** The logger writes `"level":"ERROR"` / `"CRITICAL"` right after the timestamp. */
+const ERROR_LINE = /^\{"timestamp":"[^"]*","level":"(?:ERROR|CRITICAL)"/;
 
 if (import.meta.main) {
   // Registered at top level, as Deno.cron requires; a callback only tells the scanner, which
@@ -546,6 +559,10 @@ if (import.meta.main) {
       },
     );
   }
+  // The notifier claims the day's tick, so one instance sends the summaries.
+  Deno.cron("daily-summary", "0 22 * * *", { backoffSchedule: [1000, 5000, 10000] }, async () => {
+    await runningNotifier?.tell({ type: "daily_summary", day: new Date(systemClock.now()) });
+  });
   await main();
 }
 

@@ -14,6 +14,11 @@
  *   warning (`deno task notify:replay` resends it).
  * - With an operator channel configured it checks every `monitorIntervalMs` that the database
  *   answers and that the queue has no backlog, alerting once per change.
+ * - `daily_summary` (told by the 22:00 UTC cron) sends each user with a channel wanting
+ *   `summary.daily` their day's figures per account; a tick claim makes one instance send it.
+ * - `log_error` (told per error/critical log line) counts errors per minute of the clock; the
+ *   first minute reaching `errorSpikeThreshold` alerts the operator once, and not again until a
+ *   minute stays below it.
  */
 import type { ActorContext, ActorRef, Behavior, Reply } from "./actor.ts";
 import type { Db } from "../db/client.ts";
@@ -21,10 +26,12 @@ import {
   type ChannelKind,
   channelsForEvent,
   countPendingDeadLetters,
+  dailySummaries,
   getSealedChannel,
   insertDeadLetter,
   type SealedChannel,
 } from "../db/notifications.ts";
+import { claimTick } from "../db/leases.ts";
 import type { Delivery, Queue } from "../db/queue.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Cipher } from "../lib/crypto.ts";
@@ -32,7 +39,9 @@ import type { EventBus, PipelineEvent } from "../lib/events.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { serializeError } from "../lib/log.ts";
 import {
+  DAILY_SUMMARY_EVENT,
   type NotifyTarget,
+  renderDailySummary,
   renderEvent,
   sendNotification,
   type SendOptions,
@@ -84,6 +93,8 @@ export interface NotifierDeps {
   operator?: OperatorChannels;
   /** Base URLs and fetch of the services. */
   send?: SendOptions;
+  /** Who claims the daily summary's tick (default "local"). */
+  instanceId?: string;
 }
 
 /** Tunables (tests shorten them). */
@@ -95,6 +106,8 @@ export interface NotifierOptions {
   monitorIntervalMs?: number;
   /** Pending queue messages above this are a backlog (default 1000). */
   backlogThreshold?: number;
+  /** Error log lines in one minute that make a spike (default 20). */
+  errorSpikeThreshold?: number;
 }
 
 /** The notifier's messages. */
@@ -105,6 +118,13 @@ export type NotifierCommand =
   /** Sends a test message to one of `userId`'s channels now; undefined when it has no such channel. */
   | { type: "test"; userId: string; channelId: string; reply: Reply<SendOutcome | undefined> }
   | { type: "monitor" }
+  /**
+   * Sends the summary of the UTC day of `day` to every user whose channels want it, unless
+   * another notifier claimed that day; `reply` gets the number of messages queued.
+   */
+  | { type: "daily_summary"; day: Date; reply?: Reply<number> }
+  /** One error or critical log line was written. */
+  | { type: "log_error" }
   | Internal;
 
 type Internal =
@@ -132,6 +152,11 @@ interface NotifierState {
   databaseUp: boolean;
   backlogged: boolean;
   deadLetters: number;
+  /** The minute (ms since the epoch / 60 000) whose errors `errorCount` counts. */
+  errorMinute: number;
+  errorCount: number;
+  /** An error spike was alerted and no minute has been quiet since. */
+  spiking: boolean;
 }
 
 /** The queue handler that hands retries to the notifier. */
@@ -159,6 +184,7 @@ export function notifierBehavior(
   };
   const monitorMs = options.monitorIntervalMs ?? 60_000;
   const backlogThreshold = options.backlogThreshold ?? 1_000;
+  const spikeThreshold = options.errorSpikeThreshold ?? 20;
   const { clock } = deps;
 
   return {
@@ -175,6 +201,9 @@ export function notifierBehavior(
         databaseUp: true,
         backlogged: false,
         deadLetters: 0,
+        errorMinute: 0,
+        errorCount: 0,
+        spiking: false,
       };
       scheduleMonitor(state, ctx);
       return state;
@@ -254,6 +283,37 @@ export function notifierBehavior(
           await monitor(state, ctx);
           scheduleMonitor(state, ctx);
           return state;
+        case "daily_summary": {
+          try {
+            msg.reply?.ok(await dailySummary(state, msg.day, ctx));
+          } catch (error) {
+            msg.reply?.fail(error);
+            throw error;
+          }
+          return state;
+        }
+        case "log_error": {
+          const minute = Math.floor(clock.now() / 60_000);
+          if (minute !== state.errorMinute) {
+            // A minute with fewer errors (or none, when minutes were skipped) ends the spike.
+            if (minute > state.errorMinute + 1 || state.errorCount < spikeThreshold) {
+              state.spiking = false;
+            }
+            state.errorMinute = minute;
+            state.errorCount = 0;
+          }
+          state.errorCount++;
+          if (state.errorCount >= spikeThreshold && !state.spiking) {
+            state.spiking = true;
+            operatorAlert(
+              state,
+              "system.error_spike",
+              `🚨 ${state.errorCount} errors in the last minute`,
+              ctx,
+            );
+          }
+          return state;
+        }
         case "ready": {
           const lane = state.lanes.get(msg.key);
           if (lane) lane.busy = false;
@@ -443,6 +503,38 @@ export function notifierBehavior(
       return;
     }
     ctx.log.warning("Notification failed for good; kept as a dead letter", fields);
+  }
+
+  async function dailySummary(
+    state: NotifierState,
+    day: Date,
+    ctx: ActorContext<NotifierCommand>,
+  ): Promise<number> {
+    const dayStart = new Date(Math.floor(day.getTime() / 86_400_000) * 86_400_000);
+    if (!await claimTick(deps.db, DAILY_SUMMARY_EVENT, dayStart, deps.instanceId ?? "local")) {
+      ctx.log.debug("Daily summary already claimed", { day: dayStart.toISOString() });
+      return 0;
+    }
+    const rows = await dailySummaries(deps.db, dayStart, DAILY_SUMMARY_EVENT);
+    const byUser = Map.groupBy(rows, (row) => row.userId);
+    let queued = 0;
+    for (const [userId, lines] of byUser) {
+      const text = renderDailySummary(dayStart, lines);
+      for (const channel of await channelsForEvent(deps.db, userId, DAILY_SUMMARY_EVENT)) {
+        const job: NotifyJob = {
+          channelId: channel.id,
+          operator: null,
+          userId,
+          eventType: DAILY_SUMMARY_EVENT,
+          text,
+          attempt: 1,
+        };
+        enqueueLocal(state, { job, target: await openTarget(channel), holds: 0 }, ctx);
+        queued++;
+      }
+    }
+    ctx.log.info("Daily summary queued", { day: dayStart.toISOString(), messages: queued });
+    return queued;
   }
 
   function scheduleMonitor(state: NotifierState, ctx: ActorContext<NotifierCommand>) {

@@ -368,3 +368,160 @@ Deno.test("notifier tells the operator when the database stops answering and whe
   const up = await t.telegram.requests.waitForCount(() => true, 2, "the recovery alert");
   assert.match(up[1]!.text, /The database answers again/);
 });
+
+/** Inserts what a day of trading leaves behind, by hand. */
+async function seedDay(db: Db, userId: string, alias: string) {
+  const accountId = uuidv7();
+  await db.query(
+    `INSERT INTO broker_accounts (id, user_id, alias, broker) VALUES ($1, $2, $3, 'paper')`,
+    [accountId, userId, alias],
+  );
+  return {
+    accountId,
+    async signal(status: string, at: string, account: string | null = accountId) {
+      await db.query(
+        `INSERT INTO signals (id, user_id, account_id, source, dedup_key, raw_body, status,
+           received_at) VALUES ($1::uuid, $2, $3, 'tradingview', $1::uuid::text, '{}', $4, $5)`,
+        [uuidv7(), userId, account, status, at],
+      );
+    },
+    /** A filled order with one fill per `[realizedPnl, filledAt]`. */
+    async order(fills: Array<[string, string]>) {
+      const orderId = uuidv7();
+      await db.query(
+        `INSERT INTO orders (id, user_id, account_id, client_order_id, symbol, side, quantity,
+           order_type, time_in_force, status) VALUES ($1::uuid, $2, $3, $1::uuid::text, 'AAPL', 'buy', 10,
+           'market', 'day', 'filled')`,
+        [orderId, userId, accountId],
+      );
+      for (const [pnl, at] of fills) {
+        await db.query(
+          `INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side,
+             quantity, price, realized_pnl, filled_at)
+           VALUES ($1::uuid, $2, $3, $4, $1::uuid::text, 'AAPL', 'buy', 5, 100, $5, $6)`,
+          [uuidv7(), orderId, userId, accountId, pnl, at],
+        );
+      }
+    },
+    async position(symbol: string, quantity: string) {
+      await db.query(
+        `INSERT INTO positions (account_id, symbol, user_id, quantity) VALUES ($1, $2, $3, $4)`,
+        [accountId, symbol, userId, quantity],
+      );
+    },
+  };
+}
+
+Deno.test("notifier sends each user with a summary channel their day once, even when told twice by two notifiers", async () => {
+  await using t = await setup({ telegramIntervalMs: 0 });
+  const carol = await createUser(t.db, { email: "carol@example.com", password: null }, {
+    iterations: 1_000,
+  });
+  await t.addTelegram(t.alice.id, TOKEN_A, "1001", ["summary.daily"]);
+  await t.addTelegram(t.bob.id, TOKEN_B, "2002");
+  // Alice's day: 3 signals to her account (1 rejected), 1 refused before routing, 2 filled
+  // orders (a third filled the day before), 2 open positions and a flat one.
+  const alice = await seedDay(t.db, t.alice.id, "alpha");
+  await alice.signal("filled", "2026-11-21T09:00:00Z");
+  await alice.signal("filled", "2026-11-21T10:00:00Z");
+  await alice.signal("rejected", "2026-11-21T11:00:00Z");
+  await alice.signal("rejected", "2026-11-21T12:00:00Z", null);
+  await alice.signal("rejected", "2026-11-20T12:00:00Z");
+  await alice.order([["12.50", "2026-11-21T09:00:01Z"], ["0.001", "2026-11-21T09:00:02Z"]]);
+  await alice.order([["-2.25", "2026-11-21T10:00:01Z"]]);
+  await alice.order([["100", "2026-11-20T10:00:01Z"]]);
+  await alice.position("AAPL", "10");
+  await alice.position("MSFT", "-5");
+  await alice.position("TSLA", "0");
+  const bob = await seedDay(t.db, t.bob.id, "bravo");
+  await bob.signal("filled", "2026-11-21T15:00:00Z");
+  await bob.order([["5", "2026-11-21T15:00:01Z"]]);
+  // Carol traded but has no channel.
+  const carolDay = await seedDay(t.db, carol.id, "charlie");
+  await carolDay.signal("filled", "2026-11-21T15:00:00Z");
+  await carolDay.order([["7", "2026-11-21T15:00:01Z"]]);
+
+  const other = createActor<unknown, NotifierCommand>(
+    "notifier-b",
+    notifierBehavior({
+      db: t.db,
+      cipher: t.cipher,
+      queue: t.queue,
+      bus: t.bus,
+      clock: t.clock,
+      instanceId: "instance-b",
+      send: { telegramApiUrl: t.telegram.url },
+    }, { monitorIntervalMs: 0 }) as never,
+    { log: t.watched.log, clock: t.clock },
+  );
+  const running = other.run();
+  try {
+    const day = new Date("2026-11-21T22:00:00Z");
+    const summarize = (ref: typeof other.ref) =>
+      ref.ask<number>((reply) => ({ type: "daily_summary", day, reply }), { timeoutMs: 5_000 });
+    const queued = await Promise.all([
+      summarize(t.notifier.ref),
+      summarize(other.ref),
+      summarize(t.notifier.ref),
+    ]);
+    // One notifier claimed the day and queued both users' messages; the others queued none.
+    assert.deepEqual(queued.toSorted(), [0, 0, 2]);
+    await t.telegram.requests.waitFor((r) => r.chatId === "1001", "Alice's summary");
+    await t.telegram.requests.waitFor((r) => r.chatId === "2002", "Bob's summary");
+    const texts = Object.fromEntries(t.telegram.requests.items.map((r) => [r.chatId, r.text]));
+    assert.equal(t.telegram.requests.items.length, 2);
+    assert.deepEqual(texts, {
+      "1001": "📊 Daily summary 2026-11-21 (UTC)\n" +
+        "• alpha: 3 signals (1 rejected), 2 orders filled, realized P&L 10.251, 2 open positions\n" +
+        "• no account: 1 signals (1 rejected)",
+      "2002": "📊 Daily summary 2026-11-21 (UTC)\n" +
+        "• bravo: 1 signals (0 rejected), 1 orders filled, realized P&L 5, 0 open positions",
+    });
+  } finally {
+    await running.stop(1_000);
+  }
+});
+
+Deno.test("notifier alerts the operator once per error spike, counted per minute on its clock", async () => {
+  await using t = await setup({
+    telegramIntervalMs: 0,
+    errorSpikeThreshold: 20,
+    operator: { telegram: { token: TOKEN_A, chatId: "9000" } },
+  });
+  const errors = async (count: number) => {
+    for (let i = 0; i < count; i++) await t.notifier.ref.tell({ type: "log_error" });
+    // A test message to no channel answers once the notifier took every error before it, so the
+    // clock moves on only after they were counted.
+    await t.notifier.ref.ask<unknown>(
+      (reply) => ({ type: "test", userId: t.alice.id, channelId: uuidv7(), reply }),
+      { timeoutMs: 5_000 },
+    );
+  };
+  await errors(25);
+  const first = await t.telegram.requests.waitFor(() => true, "the spike alert");
+  assert.equal(first.chatId, "9000");
+  assert.equal(first.text, "🚨 20 errors in the last minute");
+  // More errors in the same spike, then a whole minute above the threshold: still one spike.
+  await errors(10);
+  await t.clock.advance(60_000);
+  await errors(25);
+  // A quiet minute ends it; the next spike alerts again.
+  await t.clock.advance(60_000);
+  await errors(5);
+  await t.clock.advance(60_000);
+  await errors(22);
+  // A breaker alert told after all of it goes out through the same lane, in mailbox order: any
+  // stray spike alert would reach the chat before it.
+  t.bus.publish({
+    type: "breaker.opened",
+    userId: t.alice.id,
+    at: new Date(t.clock.now()).toISOString(),
+    data: { alias: "alpha" },
+  });
+  await t.telegram.requests.waitFor((r) => r.text.includes("Circuit breaker"), "the barrier");
+  assert.deepEqual(t.telegram.requests.items.map((r) => r.text.slice(0, 32)), [
+    "🚨 20 errors in the last minute",
+    "🚨 20 errors in the last minute",
+    `[operator] user ${t.alice.id}: 🚨 Circuit breaker OPEN`.slice(0, 32),
+  ]);
+});

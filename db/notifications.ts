@@ -204,3 +204,73 @@ function toChannel(row: Record<string, unknown>): NotificationChannel {
 function toSealed(row: Record<string, unknown>): SealedChannel {
   return { ...toChannel(row), secret: row.secret as Uint8Array };
 }
+
+/** One account's figures of a UTC day, for the daily summary. */
+export type DailyAccountSummary = {
+  userId: string;
+  /** Null for signals that never reached an account (refused before routing). */
+  accountId: string | null;
+  alias: string | null;
+  signalsReceived: number;
+  signalsRejected: number;
+  /** Filled orders with a fill on the day. */
+  ordersFilled: number;
+  /** Sum of the day's `fills.realized_pnl`, exact, in PostgreSQL's numeric text. */
+  realizedPnl: string;
+  /** Positions with a non-zero quantity now. */
+  openPositions: number;
+};
+
+/**
+ * The figures of the UTC day that starts at `dayStart`, per account, of every user with an
+ * enabled channel that wants `eventType`; accounts with nothing to tell are left out.
+ */
+export async function dailySummaries(
+  db: Queryable,
+  dayStart: Date,
+  eventType: string,
+): Promise<DailyAccountSummary[]> {
+  const dayEnd = new Date(dayStart.getTime() + 86_400_000);
+  return await db.query<DailyAccountSummary>(
+    `WITH wanting AS (
+       SELECT DISTINCT user_id FROM notification_channels
+       WHERE enabled AND (events IS NULL OR events @> jsonb_build_array($3::text))
+     ), s AS (
+       SELECT user_id, account_id, count(*)::int AS received,
+              (count(*) FILTER (WHERE status = 'rejected'))::int AS rejected
+       FROM signals
+       WHERE received_at >= $1 AND received_at < $2 AND user_id IN (SELECT user_id FROM wanting)
+       GROUP BY user_id, account_id
+     ), f AS (
+       SELECT f.account_id, (count(DISTINCT f.order_id) FILTER (WHERE o.status = 'filled'))::int
+                AS filled,
+              sum(f.realized_pnl) AS pnl
+       FROM fills f JOIN orders o ON o.id = f.order_id
+       WHERE f.filled_at >= $1 AND f.filled_at < $2 AND f.user_id IN (SELECT user_id FROM wanting)
+       GROUP BY f.account_id
+     ), p AS (
+       SELECT account_id, count(*)::int AS open FROM positions
+       WHERE quantity <> 0 AND user_id IN (SELECT user_id FROM wanting)
+       GROUP BY account_id
+     )
+     SELECT * FROM (
+       SELECT a.user_id AS "userId", a.id AS "accountId", a.alias,
+              coalesce(s.received, 0) AS "signalsReceived",
+              coalesce(s.rejected, 0) AS "signalsRejected",
+              coalesce(f.filled, 0) AS "ordersFilled",
+              coalesce(f.pnl, 0)::text AS "realizedPnl",
+              coalesce(p.open, 0) AS "openPositions"
+       FROM broker_accounts a
+       LEFT JOIN s ON s.account_id = a.id
+       LEFT JOIN f ON f.account_id = a.id
+       LEFT JOIN p ON p.account_id = a.id
+       WHERE a.user_id IN (SELECT user_id FROM wanting)
+         AND (s.received IS NOT NULL OR f.account_id IS NOT NULL OR p.open IS NOT NULL)
+       UNION ALL
+       SELECT s.user_id, NULL, NULL, s.received, s.rejected, 0, '0', 0
+       FROM s WHERE s.account_id IS NULL
+     ) summary
+     ORDER BY "userId", "accountId" NULLS LAST`,
+    [dayStart, dayEnd, eventType],
+  );
+}

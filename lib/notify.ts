@@ -19,7 +19,11 @@ export const NOTIFY_EVENT_TYPES = [
   "breaker.closed",
   "trendline.alert",
   "webhook_key.expiring",
+  "summary.daily",
 ] as const;
+
+/** The event type of the daily summary (sent once a day, not published on the bus). */
+export const DAILY_SUMMARY_EVENT = "summary.daily";
 
 /** An event type a channel can ask for. */
 export type NotifyEventType = typeof NOTIFY_EVENT_TYPES[number];
@@ -86,6 +90,39 @@ export function renderEvent(
       return undefined;
   }
   return truncate(text);
+}
+
+/** One account's line of a daily summary; `accountId` null for signals that reached no account. */
+export interface SummaryLine {
+  accountId: string | null;
+  alias: string | null;
+  signalsReceived: number;
+  signalsRejected: number;
+  ordersFilled: number;
+  /** Exact decimal text. */
+  realizedPnl: string;
+  openPositions: number;
+}
+
+/**
+ * The daily summary of one user: a heading with the UTC date, then one line per account.
+ *
+ * @example
+ * renderDailySummary(new Date("2026-11-21T00:00:00Z"), [{ accountId: "…", alias: "paper",
+ *   signalsReceived: 3, signalsRejected: 1, ordersFilled: 2, realizedPnl: "12.50",
+ *   openPositions: 1 }]);
+ * // "📊 Daily summary 2026-11-21 (UTC)\n• paper: 3 signals (1 rejected), 2 orders filled, …"
+ */
+export function renderDailySummary(day: Date, lines: readonly SummaryLine[]): string {
+  const heading = `📊 Daily summary ${day.toISOString().slice(0, 10)} (UTC)`;
+  const body = lines.map((l) =>
+    l.accountId === null
+      ? `• no account: ${l.signalsReceived} signals (${l.signalsRejected} rejected)`
+      : `• ${l.alias}: ${l.signalsReceived} signals (${l.signalsRejected} rejected), ` +
+        `${l.ordersFilled} orders filled, realized P&L ${l.realizedPnl}, ` +
+        `${l.openPositions} open positions`
+  );
+  return truncate([heading, ...body].join("\n"));
 }
 
 /** Cuts `text` to {@linkcode MAX_TEXT_LENGTH} characters. */
