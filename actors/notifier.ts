@@ -142,6 +142,8 @@ interface Lane {
   items: LaneItem[];
   busy: boolean;
   notBefore: number;
+  /** When the send in flight started (the pace counts from starts, not from answers). */
+  startedAt: number;
   intervalMs: number;
 }
 
@@ -381,7 +383,13 @@ export function notifierBehavior(
     const key = laneKey(item.target);
     let lane = state.lanes.get(key);
     if (!lane) {
-      lane = { items: [], busy: false, notBefore: 0, intervalMs: intervals[item.target.kind] };
+      lane = {
+        items: [],
+        busy: false,
+        notBefore: 0,
+        startedAt: 0,
+        intervalMs: intervals[item.target.kind],
+      };
       state.lanes.set(key, lane);
     }
     lane.items.push(item);
@@ -406,6 +414,7 @@ export function notifierBehavior(
       return;
     }
     const item = lane.items.shift()!;
+    lane.startedAt = now;
     sendNotification(item.target, item.job.text, deps.send)
       .then((outcome) => ctx.self.tell({ type: "sent", key, item, outcome }))
       .catch(() => {});
@@ -422,7 +431,8 @@ export function notifierBehavior(
     const now = clock.now();
     if (lane) {
       lane.busy = false;
-      lane.notBefore = now + lane.intervalMs;
+      // A slow answer does not push the next send further out: 1 message per interval of starts.
+      lane.notBefore = lane.startedAt + lane.intervalMs;
     }
     const { job } = item;
     const fields = {
