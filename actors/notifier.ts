@@ -521,14 +521,11 @@ export function notifierBehavior(
     ctx: ActorContext<NotifierCommand>,
   ): Promise<number> {
     const dayStart = new Date(Math.floor(day.getTime() / 86_400_000) * 86_400_000);
-    if (!await claimTick(deps.db, DAILY_SUMMARY_EVENT, dayStart, deps.instanceId ?? "local")) {
-      ctx.log.debug("Daily summary already claimed", { day: dayStart.toISOString() });
-      return 0;
-    }
+    // Everything that reads the database first: a failure here leaves the day unclaimed, so the
+    // cron's retry (or another instance) can still send it.
     const rows = await dailySummaries(deps.db, dayStart, DAILY_SUMMARY_EVENT);
-    const byUser = Map.groupBy(rows, (row) => row.userId);
-    let queued = 0;
-    for (const [userId, lines] of byUser) {
+    const items: LaneItem[] = [];
+    for (const [userId, lines] of Map.groupBy(rows, (row) => row.userId)) {
       const text = renderDailySummary(dayStart, lines);
       for (const channel of await channelsForEvent(deps.db, userId, DAILY_SUMMARY_EVENT)) {
         const job: NotifyJob = {
@@ -539,10 +536,15 @@ export function notifierBehavior(
           text,
           attempt: 1,
         };
-        enqueueLocal(state, { job, target: await openTarget(channel), holds: 0 }, ctx);
-        queued++;
+        items.push({ job, target: await openTarget(channel), holds: 0 });
       }
     }
+    if (!await claimTick(deps.db, DAILY_SUMMARY_EVENT, dayStart, deps.instanceId ?? "local")) {
+      ctx.log.debug("Daily summary already claimed", { day: dayStart.toISOString() });
+      return 0;
+    }
+    for (const item of items) enqueueLocal(state, item, ctx);
+    const queued = items.length;
     ctx.log.info("Daily summary queued", { day: dayStart.toISOString(), messages: queued });
     return queued;
   }
