@@ -138,15 +138,7 @@ const EnvSchema = z.object({
   WEBHOOK_KEY_EXPIRES_DAYS: int("WEBHOOK_KEY_EXPIRES_DAYS", 1, 3650).default(180),
   OIDC_ISSUER: z.string().min(1).optional(),
   OIDC_AUDIENCE: z.string().min(1).optional(),
-  OIDC_JWKS_URL: z.string().refine((v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === "https:" ||
-        (u.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(u.hostname));
-    } catch {
-      return false;
-    }
-  }, `"OIDC_JWKS_URL" must be an https:// URL (http:// only on localhost)`).optional(),
+  OIDC_JWKS_URL: httpsUrl("OIDC_JWKS_URL").optional(),
   OIDC_SECRET: z.string().min(32, `"OIDC_SECRET" must be at least 32 characters`).optional(),
   OIDC_ALGORITHMS: z.string().refine(
     (v) => v.split(",").map((s) => s.trim()).filter(Boolean).every((a) => OIDC_ALGS.includes(a)),

@@ -56,3 +56,9 @@ export const SECURED = {
   middleware: [requireUser],
   security: [{ Bearer: [] }],
 };
+
+/** The `{id}` path parameter of a resource route. */
+export const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+
+/** A broker account alias, as a query or body field. */
+export const Alias = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, "Must be an account alias");

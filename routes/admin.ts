@@ -17,7 +17,15 @@ import { MAX_PASSWORD_LENGTH, PasswordPolicyError } from "../lib/password.ts";
 import { auditActor } from "./_audit.ts";
 import { requireAdmin, requireUser } from "./_auth.ts";
 import type { AppEnv } from "./_env.ts";
-import { ERRORS, ErrorSchema, json, jsonBody, NOT_FOUND, validationHook } from "./_openapi.ts";
+import {
+  ERRORS,
+  ErrorSchema,
+  IdParam,
+  json,
+  jsonBody,
+  NOT_FOUND,
+  validationHook,
+} from "./_openapi.ts";
 
 const ADMIN = {
   middleware: [requireUser, requireAdmin],
@@ -163,7 +171,7 @@ admin.openapi(
     summary: "Change a user's role (takes effect on their next request)",
     ...ADMIN,
     request: {
-      params: z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) }),
+      params: IdParam,
       ...jsonBody(RoleBody),
     },
     responses: {

@@ -25,11 +25,19 @@ import type { Db } from "../db/client.ts";
 import { ApiError } from "../lib/errors.ts";
 import { auditActor } from "./_audit.ts";
 import { type AuthEnv, authUser } from "./_auth.ts";
-import { ERRORS, ErrorSchema, json, NOT_FOUND, SECURED, validationHook } from "./_openapi.ts";
+import {
+  Alias,
+  ERRORS,
+  ErrorSchema,
+  IdParam,
+  json,
+  NOT_FOUND,
+  SECURED,
+  validationHook,
+} from "./_openapi.ts";
 
 // ---- parameters -------------------------------------------------------------------------
 
-const Alias = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, "Must be an account alias");
 const SymbolParam = z.string().min(1).max(64);
 const Limit = z.string().regex(/^\d+$/, "Must be a whole number").refine(
   (v) => Number(v) >= 1 && Number(v) <= MAX_PAGE_SIZE,
@@ -83,8 +91,6 @@ const TradeQuery = z.object({
   limit: Limit,
   cursor: CursorParam,
 });
-
-const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
 
 // ---- bodies -----------------------------------------------------------------------------
 

@@ -24,8 +24,10 @@ import { generateWebhookKey, webhookKeyStatus } from "../lib/webhook_key.ts";
 import { auditActor } from "./_audit.ts";
 import { type AuthEnv, authUser } from "./_auth.ts";
 import {
+  Alias,
   ERRORS,
   ErrorSchema,
+  IdParam,
   json,
   jsonBody,
   NOT_FOUND,
@@ -41,10 +43,8 @@ const MAX_GRACE_MINUTES = 7 * 24 * 60;
 
 // ---- schemas ----------------------------------------------------------------------------
 
-const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
-
 const AccountQuery = z.object({
-  account: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, "Must be an account alias").optional()
+  account: Alias.optional()
     .openapi({ description: 'The broker account the alert message names (default "paper")' }),
 });
 

@@ -19,6 +19,7 @@ import type { AppEnv } from "./_env.ts";
 import {
   ERRORS,
   ErrorSchema,
+  IdParam,
   json,
   jsonBody,
   NOT_FOUND,
@@ -50,10 +51,6 @@ const PasswordBody = z.object({
   current_password: z.string().min(1).max(MAX_PASSWORD_LENGTH * 2),
   new_password: z.string().min(1).max(MAX_PASSWORD_LENGTH * 2),
 }).openapi("PasswordChange");
-
-const SessionIdParam = z.object({
-  id: z.string().openapi({ param: { name: "id", in: "path" } }),
-});
 
 /** The caller's account routes; mount with `app.route("/", me)`. */
 export const me = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -118,7 +115,7 @@ me.openapi(
     tags: ["account"],
     summary: "End one of the caller's sessions (log a device out)",
     ...SECURED,
-    request: { params: SessionIdParam },
+    request: { params: IdParam },
     responses: { 204: { description: "Ended" }, ...ERRORS, ...NOT_FOUND },
   }),
   async (c) => {

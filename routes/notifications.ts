@@ -20,9 +20,7 @@ import type { SendOutcome } from "../lib/notify.ts";
 import { NOTIFY_EVENT_TYPES, validateDiscordWebhookUrl } from "../lib/notify.ts";
 import { auditActor } from "./_audit.ts";
 import { type AuthEnv, authUser } from "./_auth.ts";
-import { ERRORS, json, jsonBody, NOT_FOUND, SECURED, validationHook } from "./_openapi.ts";
-
-const IdParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });
+import { ERRORS, IdParam, json, jsonBody, NOT_FOUND, SECURED, validationHook } from "./_openapi.ts";
 
 const Events = z.array(z.enum(NOTIFY_EVENT_TYPES)).max(NOTIFY_EVENT_TYPES.length).nullable()
   .optional().openapi({ description: "Event types to send; null or absent: every type" });
