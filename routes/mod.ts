@@ -29,6 +29,8 @@ import { notifications } from "./notifications.ts";
 import { webhooks } from "./webhooks.ts";
 import { barWebhooks } from "./webhooks_bars.ts";
 import { ws } from "./ws.ts";
+import { pages } from "./pages/mod.ts";
+import { notFoundPage } from "./pages/_page.tsx";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
@@ -87,6 +89,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", notifications);
   app.route("/", accounts);
   app.route("/", ws);
+  app.route("/", pages);
 
   if (deps.config.env !== "production") {
     app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
@@ -126,6 +129,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
           },
         ),
       );
+    }
+    if (
+      c.req.method === "GET" && !c.req.path.startsWith("/api/") &&
+      c.req.header("accept")?.includes("text/html")
+    ) {
+      return notFoundPage(c as Context<AppEnv>);
     }
     return renderError(c, new ApiError("NOT_FOUND", `Cannot find ${c.req.path}`));
   });

@@ -1,0 +1,26 @@
+/**
+ * The dashboard: server-rendered pages (one file each) and the static assets they load —
+ * content-hashed, so they are cached for a year and a new build is a new URL.
+ */
+import { Hono } from "hono";
+import { sharedAssets } from "../../lib/assets.ts";
+import type { AppEnv } from "../_env.ts";
+import { authPages } from "./auth.tsx";
+import { overviewPage } from "./overview.tsx";
+
+/** Every page and the static assets. */
+export const pages = new Hono<AppEnv>();
+
+pages.get("/static/*", async (c) => {
+  const assets = await sharedAssets();
+  const file = assets.files.get(c.req.path);
+  if (!file) return c.notFound();
+  c.header("Cache-Control", "public, max-age=31536000, immutable");
+  c.header("ETag", file.etag);
+  if (c.req.header("if-none-match") === file.etag) return c.body(null, 304);
+  c.header("Content-Type", file.contentType);
+  return c.body(file.body);
+});
+
+pages.route("/", authPages);
+pages.route("/", overviewPage);
