@@ -10,6 +10,7 @@ type IslandModule = { default: ComponentType<any> };
 
 /** Island loaders by name (the file name without `.tsx`). */
 export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
+  KeysManager: () => import("./KeysManager.tsx"),
   KillSwitch: () => import("./KillSwitch.tsx"),
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),

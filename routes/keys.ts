@@ -122,7 +122,7 @@ keys.openapi(
     const rows = await listWebhookKeys(c.get("deps").db, authUser(c).userId);
     const now = c.get("deps").clock.now();
     const url = webhookUrl(c);
-    return c.json({ data: rows.map((row) => present(row, { now, url, account })) }, 200);
+    return c.json({ data: rows.map((row) => presentWebhookKey(row, { now, url, account })) }, 200);
   },
 );
 
@@ -161,7 +161,10 @@ keys.openapi(
     }
     c.header("Cache-Control", "no-store");
     const key = generated.key;
-    return c.json({ ...present(row, { now, url: webhookUrl(c), account, key }), key }, 201);
+    return c.json(
+      { ...presentWebhookKey(row, { now, url: webhookUrl(c), account, key }), key },
+      201,
+    );
   },
 );
 
@@ -212,9 +215,9 @@ keys.openapi(
     c.header("Cache-Control", "no-store");
     const key = generated.key;
     return c.json({
-      ...present(result.created, { now, url, account, key }),
+      ...presentWebhookKey(result.created, { now, url, account, key }),
       key,
-      replaced: present(result.old, { now, url, account }),
+      replaced: presentWebhookKey(result.old, { now, url, account }),
     }, 201);
   },
 );
@@ -254,8 +257,11 @@ keys.openapi(
 
 // ---- helpers ----------------------------------------------------------------------------
 
+/** A webhook key as the API answers it. */
+export type WebhookKeyView = ReturnType<typeof presentWebhookKey>;
+
 /** A key as answered: its row, status, webhook URL and alert message (for `key`, when known). */
-function present(
+export function presentWebhookKey(
   row: WebhookKeyRow,
   options: { now: number; url: string; account?: string; key?: string },
 ) {
@@ -277,7 +283,7 @@ function present(
 }
 
 /** PUBLIC_URL's webhook URL, or else the one of the origin this request came to. */
-function webhookUrl(c: Context<AuthEnv>): string {
+export function webhookUrl(c: Context<AuthEnv>): string {
   const { publicUrl, trustProxy } = c.get("deps").config;
   if (publicUrl) return publicUrl.replace(/\/+$/, "") + WEBHOOK_PATH;
   const url = new URL(c.req.url);

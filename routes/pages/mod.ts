@@ -7,6 +7,7 @@ import { sharedAssets } from "../../lib/assets.ts";
 import type { AppEnv } from "../_env.ts";
 import { authPages } from "./auth.tsx";
 import { overviewPage } from "./overview.tsx";
+import { settingsPage } from "./settings.tsx";
 
 /** Every page and the static assets. */
 export const pages = new Hono<AppEnv>();
@@ -24,3 +25,4 @@ pages.get("/static/*", async (c) => {
 
 pages.route("/", authPages);
 pages.route("/", overviewPage);
+pages.route("/", settingsPage);
