@@ -142,28 +142,31 @@ interface BundleResult {
   outputFiles?: Array<{ path: string; contents?: Uint8Array; text(): string }>;
 }
 
+/** Where a build is written and read; `static/build/` unless a test says otherwise. */
+export interface BuildOptions {
+  buildDir?: URL;
+}
+
 /** Writes a fresh build to `static/build/` (what `deno task build` runs). */
-export async function writeBuild(): Promise<Manifest> {
+export async function writeBuild(options: BuildOptions = {}): Promise<Manifest> {
+  const dir = options.buildDir ?? BUILD_DIR;
   const sourceHash = await islandSourceHash();
   const { boot, files } = await bundleIslands();
-  await Deno.remove(BUILD_DIR, { recursive: true }).catch((error) => {
+  await Deno.remove(dir, { recursive: true }).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   });
-  await Deno.mkdir(BUILD_DIR, { recursive: true });
-  for (const [name, contents] of files) await Deno.writeFile(new URL(name, BUILD_DIR), contents);
+  await Deno.mkdir(dir, { recursive: true });
+  for (const [name, contents] of files) await Deno.writeFile(new URL(name, dir), contents);
   const manifest: Manifest = { sourceHash, boot, files: [...files.keys()].sort() };
-  await Deno.writeTextFile(
-    new URL("manifest.json", BUILD_DIR),
-    JSON.stringify(manifest, null, 2) + "\n",
-  );
+  await Deno.writeTextFile(new URL("manifest.json", dir), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;
 }
 
-/** The build in `static/build/` if it was made from the current sources, else null. */
-async function readBuild(sourceHash: string): Promise<Manifest | null> {
+/** The build in `dir` if it was made from the current sources, else null. */
+async function readBuild(dir: URL, sourceHash: string): Promise<Manifest | null> {
   let manifest: Manifest;
   try {
-    manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", BUILD_DIR)));
+    manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", dir)));
   } catch {
     return null;
   }
@@ -180,16 +183,17 @@ async function asset(body: Uint8Array<ArrayBuffer>, name: string): Promise<Asset
 }
 
 /** Loads the assets: the current build from disk, or a bundle made now in memory. */
-export async function loadAssets(): Promise<Assets> {
+export async function loadAssets(options: BuildOptions = {}): Promise<Assets> {
+  const dir = options.buildDir ?? BUILD_DIR;
   const sourceHash = await islandSourceHash();
   const files = new Map<string, Asset>();
-  const manifest = await readBuild(sourceHash);
+  const manifest = await readBuild(dir, sourceHash);
   let boot: string;
   if (manifest) {
     for (const name of manifest.files) {
       files.set(
         BUILD_PREFIX + name,
-        await asset(await Deno.readFile(new URL(name, BUILD_DIR)), name),
+        await asset(await Deno.readFile(new URL(name, dir)), name),
       );
     }
     boot = manifest.boot;

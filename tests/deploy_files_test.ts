@@ -122,6 +122,12 @@ Deno.test("the Dockerfile builds in stages on a pinned Deno 2.9 image with a fro
     "dependencies are cached in a layer before the source",
   );
 
+  // The islands are bundled in the image, after the source is in (the server then never bundles).
+  assert.ok(
+    all.indexOf("RUN deno task build") > all.findIndex((s) => s === "COPY . ."),
+    "the dashboard bundle is built in the image",
+  );
+
   const final = stages.at(-1)!;
   const ops = final.steps.map((s) => s.op);
   const user = final.steps.filter((s) => s.op === "USER").map((s) => s.args);

@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { sharedAssets } from "../../lib/assets.ts";
+import { ApiError } from "../../lib/errors.ts";
 import type { AppEnv } from "../_env.ts";
 import { authPages } from "./auth.tsx";
 import { overviewPage } from "./overview.tsx";
@@ -15,7 +16,7 @@ export const pages = new Hono<AppEnv>();
 pages.get("/static/*", async (c) => {
   const assets = await sharedAssets();
   const file = assets.files.get(c.req.path);
-  if (!file) return c.notFound();
+  if (!file) throw new ApiError("NOT_FOUND", `Cannot find ${c.req.path}`);
   c.header("Cache-Control", "public, max-age=31536000, immutable");
   c.header("ETag", file.etag);
   if (c.req.header("if-none-match") === file.etag) return c.body(null, 304);
