@@ -38,11 +38,12 @@ export interface AccountsManagerProps {
 }
 
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+// name, label, min, max, the default the paper broker uses when the field is empty
 const PAPER_FIELDS = [
-  ["slippage_bps", "Slippage (basis points)", "0", "1000"],
-  ["fee_per_unit", "Fee per share or contract", "0", undefined],
-  ["fee_bps", "Fee (basis points of value)", "0", "1000"],
-  ["starting_cash", "Starting cash", "0.01", undefined],
+  ["slippage_bps", "Slippage (basis points)", "0", "1000", "0"],
+  ["fee_per_unit", "Fee per share or contract", "0", undefined, "0"],
+  ["fee_bps", "Fee (basis points of value)", "0", "1000", "0"],
+  ["starting_cash", "Starting cash", "0.01", undefined, "100000"],
 ] as const;
 
 export default function AccountsManager({ accounts: initial, zone }: AccountsManagerProps) {
@@ -410,7 +411,12 @@ function AccountEditor(
     );
   }
 
-  function numberInput(name: string, label: string, value: unknown, min = "0", step = "any") {
+  function numberInput(
+    name: string,
+    label: string,
+    value: unknown,
+    { min = "0", step = "any", placeholder = "no limit" } = {},
+  ) {
     const full = `risk.${name}`;
     return (
       <label>
@@ -421,6 +427,7 @@ function AccountEditor(
           min={min}
           step={step}
           defaultValue={text(value)}
+          placeholder={placeholder}
           aria-describedby={id(full)}
           aria-invalid={errorFor(errors, full) ? true : undefined}
         />
@@ -448,8 +455,7 @@ function AccountEditor(
               "max_signal_age_seconds",
               "Max signal age (seconds, default 60)",
               risk.max_signal_age_seconds,
-              "1",
-              "1",
+              { min: "1", step: "1", placeholder: "60" },
             )}
           </div>
           <label>
@@ -584,7 +590,7 @@ function AccountEditor(
           <fieldset>
             <legend>Paper broker</legend>
             <div class="form inline">
-              {PAPER_FIELDS.map(([name, label, min, max]) => (
+              {PAPER_FIELDS.map(([name, label, min, max, fallback]) => (
                 <label key={name}>
                   {label}
                   <input
@@ -594,6 +600,7 @@ function AccountEditor(
                     max={max}
                     step="any"
                     defaultValue={text(account.paper[name])}
+                    placeholder={fallback}
                     aria-describedby={id(`paper.${name}`)}
                   />
                   <FieldError
