@@ -10,10 +10,14 @@ type IslandModule = { default: ComponentType<any> };
 
 /** Island loaders by name (the file name without `.tsx`). */
 export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
+  AccountsManager: () => import("./AccountsManager.tsx"),
+  ChannelsManager: () => import("./ChannelsManager.tsx"),
   KeysManager: () => import("./KeysManager.tsx"),
   KillSwitch: () => import("./KillSwitch.tsx"),
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),
+  SecurityPanel: () => import("./SecurityPanel.tsx"),
   SetupForm: () => import("./SetupForm.tsx"),
+  WatchlistsManager: () => import("./WatchlistsManager.tsx"),
 };

@@ -1,0 +1,298 @@
+/**
+ * Notification channels: the list, adding a Telegram chat (bot token + chat id) or a Discord
+ * webhook, choosing the events a new channel gets, sending a test message and deleting one. The
+ * bot token and the webhook URL are write-only: sent once, never shown again.
+ */
+import { useState } from "preact/hooks";
+import { api } from "./_client/api.ts";
+import {
+  alertOf,
+  errorFor,
+  FieldError,
+  type FieldErrors,
+  fieldErrorsOf,
+} from "./_client/field_errors.tsx";
+import { field, messageOf } from "./_client/form.ts";
+import { formatTime } from "./_client/format.ts";
+
+/** A channel as the API shows it (no secret). */
+export interface ChannelView {
+  id: string;
+  kind: "telegram" | "discord";
+  name: string;
+  chat_id: string | null;
+  events: string[] | null;
+  enabled: boolean;
+  created_at: string;
+}
+
+/** Props. */
+export interface ChannelsManagerProps {
+  channels: ChannelView[];
+  /** Every event type a channel can subscribe to. */
+  eventTypes: string[];
+  zone: string;
+  [key: string]: unknown;
+}
+
+type TestResult = { ok: boolean; error?: string };
+
+export default function ChannelsManager(
+  { channels: initial, eventTypes, zone }: ChannelsManagerProps,
+) {
+  const [channels, setChannels] = useState(initial);
+  const [kind, setKind] = useState<"telegram" | "discord">("telegram");
+  const [allEvents, setAllEvents] = useState(true);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState("");
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [status, setStatus] = useState("");
+  const [results, setResults] = useState<Record<string, TestResult>>({});
+
+  async function reload() {
+    const list = await api<{ data: ChannelView[] }>("GET", "/api/v1/notification-channels");
+    setChannels(list.data);
+  }
+
+  async function create(event: Event) {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const name = field(form, "name").trim();
+    const events = allEvents ? null : new FormData(form).getAll("events").map(String);
+    if (events && events.length === 0) {
+      setError("Choose at least one event, or all events.");
+      return;
+    }
+    setBusy("create");
+    setError("");
+    setErrors({});
+    setStatus("");
+    try {
+      await api("POST", "/api/v1/notification-channels", {
+        kind,
+        name,
+        events,
+        ...(kind === "telegram"
+          ? { bot_token: field(form, "bot_token").trim(), chat_id: field(form, "chat_id").trim() }
+          : { webhook_url: field(form, "webhook_url").trim() }),
+      });
+      form.reset();
+      setAllEvents(true);
+      setStatus(`Channel "${name}" added. Send a test to check it.`);
+      await reload();
+    } catch (failure) {
+      setError(alertOf(failure));
+      setErrors(fieldErrorsOf(failure));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  async function test(channel: ChannelView) {
+    setBusy(channel.id);
+    setError("");
+    setResults((r) => {
+      const { [channel.id]: _, ...rest } = r;
+      return rest;
+    });
+    try {
+      const result = await api<TestResult>(
+        "POST",
+        `/api/v1/notification-channels/${channel.id}/test`,
+      );
+      setResults((r) => ({ ...r, [channel.id]: result }));
+    } catch (failure) {
+      setResults((r) => ({ ...r, [channel.id]: { ok: false, error: messageOf(failure) } }));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  async function remove(channel: ChannelView) {
+    if (!confirm(`Delete the channel "${channel.name}"? It gets no more notifications.`)) return;
+    setBusy(channel.id);
+    setError("");
+    setStatus("");
+    try {
+      await api("DELETE", `/api/v1/notification-channels/${channel.id}`);
+      setStatus(`Channel "${channel.name}" deleted.`);
+      await reload();
+    } catch (failure) {
+      setError(messageOf(failure));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  return (
+    <section class="card" id="notifications" aria-labelledby="notifications-title">
+      <h2 id="notifications-title">Notifications</h2>
+      <p class="muted">
+        Trades, rejected signals, broker outages, trendline alerts and the daily summary, sent to
+        Telegram or Discord.
+      </p>
+      {channels.length === 0
+        ? (
+          <p class="empty-inline">
+            No channels yet: add a Telegram chat or a Discord webhook below.
+          </p>
+        )
+        : (
+          <div class="table-wrap">
+            <table class="table" data-testid="channels">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Kind</th>
+                  <th scope="col">Events</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {channels.map((ch) => {
+                  const result = results[ch.id];
+                  return (
+                    <tr key={ch.id} data-channel-id={ch.id}>
+                      <td>
+                        <strong>{ch.name}</strong>
+                        {!ch.enabled && <span class="badge canceled">disabled</span>}
+                      </td>
+                      <td>
+                        {ch.kind}
+                        {ch.chat_id && <span class="muted mono">{ch.chat_id}</span>}
+                      </td>
+                      <td class="events">{ch.events ? ch.events.join(", ") : "all"}</td>
+                      <td>{formatTime(ch.created_at, zone)}</td>
+                      <td class="actions">
+                        <button
+                          type="button"
+                          disabled={busy !== null}
+                          aria-describedby={`test-${ch.id}`}
+                          onClick={() => test(ch)}
+                        >
+                          {busy === ch.id ? "Sending…" : "Send test"}
+                        </button>{" "}
+                        <button
+                          type="button"
+                          class="danger"
+                          disabled={busy !== null}
+                          onClick={() => remove(ch)}
+                        >
+                          Delete
+                        </button>
+                        <span
+                          id={`test-${ch.id}`}
+                          role="status"
+                          data-testid="test-result"
+                          class={result ? (result.ok ? "ok-text" : "error") : ""}
+                        >
+                          {result && (result.ok ? "Test sent." : `Test failed: ${result.error}`)}
+                        </span>
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      <p class="error" role="alert">{error}</p>
+      <p class="ok-text" role="status">{status}</p>
+      <h3>Add a channel</h3>
+      <form class="form settings-form" data-testid="create-channel" onSubmit={create}>
+        <div class="form inline">
+          <label>
+            Kind
+            <select
+              name="kind"
+              value={kind}
+              onChange={(e) =>
+                setKind((e.currentTarget as HTMLSelectElement).value as "telegram" | "discord")}
+            >
+              <option value="telegram">Telegram</option>
+              <option value="discord">Discord</option>
+            </select>
+          </label>
+          <label>
+            Name
+            <input name="name" required maxLength={100} placeholder="My phone" />
+            <FieldError id="channel-name-error" message={errorFor(errors, "name")} />
+          </label>
+          {kind === "telegram"
+            ? (
+              <>
+                <label>
+                  Bot token
+                  <input
+                    type="password"
+                    name="bot_token"
+                    required
+                    autocomplete="off"
+                    placeholder="123456:ABC…"
+                    aria-describedby="bot-token-error"
+                  />
+                  <FieldError id="bot-token-error" message={errorFor(errors, "bot_token")} />
+                </label>
+                <label>
+                  Chat id
+                  <input
+                    name="chat_id"
+                    required
+                    placeholder="-1001234 or @channel"
+                    aria-describedby="chat-id-error"
+                  />
+                  <FieldError id="chat-id-error" message={errorFor(errors, "chat_id")} />
+                </label>
+              </>
+            )
+            : (
+              <label class="wide">
+                Webhook URL
+                <input
+                  type="password"
+                  name="webhook_url"
+                  required
+                  autocomplete="off"
+                  placeholder="https://discord.com/api/webhooks/…"
+                  aria-describedby="webhook-url-error"
+                />
+                <FieldError id="webhook-url-error" message={errorFor(errors, "webhook_url")} />
+              </label>
+            )}
+        </div>
+        <fieldset>
+          <legend>Events</legend>
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={allEvents}
+              onChange={(e) => setAllEvents((e.currentTarget as HTMLInputElement).checked)}
+            />
+            All events
+          </label>
+          {!allEvents && (
+            <div class="events-pick">
+              {eventTypes.map((type) => (
+                <label class="check" key={type}>
+                  <input type="checkbox" name="events" value={type} defaultChecked />
+                  <span class="mono">{type}</span>
+                </label>
+              ))}
+            </div>
+          )}
+        </fieldset>
+        <p class="muted">
+          The bot token and the webhook URL are stored encrypted and never shown again.
+        </p>
+        <div>
+          <button type="submit" class="primary" disabled={busy !== null}>
+            {busy === "create" ? "Adding…" : "Add channel"}
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
