@@ -25,6 +25,8 @@ export const AUDIT_ACTIONS = [
   "secrets.rotated",
   "notification_channel.created",
   "notification_channel.deleted",
+  "demo.seeded",
+  "demo.reset",
 ] as const;
 
 /** An audited action. */
