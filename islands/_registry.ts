@@ -15,5 +15,6 @@ export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),
+  NewSignals: () => import("./NewSignals.tsx"),
   SetupForm: () => import("./SetupForm.tsx"),
 };
