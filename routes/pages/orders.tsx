@@ -223,14 +223,15 @@ async function tradesView(
   return (
     <section class="card" aria-labelledby="trades-title">
       <h2 id="trades-title" class="sr-only">Trades</h2>
-      <p class="summary" data-summary>
+      <p class="summary" data-summary="trades">
         <span>
-          {summary.trades} {summary.trades === 1 ? "trade" : "trades"}
-          {options.filtered ? " matching the filters" : ""}
+          {`${summary.trades} ${summary.trades === 1 ? "trade" : "trades"}${
+            options.filtered ? " matching the filters" : ""
+          }`}
         </span>
         <span>
-          Win rate {winRate}
-          <span class="muted">({summary.wins} of {summary.closed} closed)</span>
+          {`Win rate ${winRate}`}
+          <span class="muted">{`(${summary.wins} of ${summary.closed} closed)`}</span>
         </span>
         <span>
           Realized P&amp;L{" "}
@@ -238,7 +239,7 @@ async function tradesView(
             {formatMoney(summary.realized_pnl)}
           </strong>
         </span>
-        <span>Fees {formatMoney(summary.fees)}</span>
+        <span>{`Fees ${formatMoney(summary.fees)}`}</span>
       </p>
       <div class="table-wrap">
         <table class="table trades">
@@ -279,7 +280,7 @@ async function tradesView(
                 <td class="num">{formatNumber(t.exit_price)}</td>
                 <td class={`num ${pnlClass(t.realized_pnl)}`}>{formatMoney(t.realized_pnl)}</td>
                 <td class="num">{formatMoney(t.fees)}</td>
-                <td class="num" data-r>{formatR(rMultiple(t))}</td>
+                <td class="num" data-col="r">{formatR(rMultiple(t))}</td>
                 <td>
                   <Time iso={t.closed_at} zone={options.zone} />
                 </td>
