@@ -97,8 +97,13 @@ signalsPage.get(
           any="All accounts"
           options={accounts}
         />
-        <InputFilter name="from" label="Received from" value={form.from} type="date" />
-        <InputFilter name="to" label="Received to" value={form.to} type="date" />
+        <InputFilter
+          name="from"
+          label="Received from"
+          value={form.from}
+          type={dateType(form.from)}
+        />
+        <InputFilter name="to" label="Received to" value={form.to} type={dateType(form.to)} />
       </FilterForm>
     );
     const header = (
@@ -465,6 +470,11 @@ signalsPage.get(
     });
   }),
 );
+
+/** A date input, or a text input that still shows a value a date input would drop. */
+function dateType(value: string | undefined): "date" | "text" {
+  return value === undefined || /^\d{4}-\d{2}-\d{2}$/.test(value) ? "date" : "text";
+}
 
 function nextDay(d: { y: number; m: number; d: number }) {
   const next = new Date(Date.UTC(d.y, d.m - 1, d.d) + DAY_MS);

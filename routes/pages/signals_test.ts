@@ -172,6 +172,11 @@ for (const engine of ENGINES) {
       assert.match(res.html, /role="alert"/);
       assert.deepEqual(dataIds(res.html, "signal"), [], "no rows under an error");
     }
+    // The bad date stays in the form to be corrected (a date input would drop it).
+    const badDate = await t.page(ann.userId, "/signals?from=2026-02-31", ZONE);
+    assert.match(badDate.html, /id="f-from"[^>]*value="2026-02-31"/);
+    const typo = await t.page(ann.userId, "/signals?from=last%20week", ZONE);
+    assert.match(typo.html, /id="f-from" name="from" type="text" value="last week"/);
   });
 }
 
