@@ -17,6 +17,7 @@ export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),
+  NewSignals: () => import("./NewSignals.tsx"),
   SecurityPanel: () => import("./SecurityPanel.tsx"),
   SetupForm: () => import("./SetupForm.tsx"),
   WatchlistsManager: () => import("./WatchlistsManager.tsx"),

@@ -8,7 +8,9 @@ import { ApiError } from "../../lib/errors.ts";
 import type { AppEnv } from "../_env.ts";
 import { authPages } from "./auth.tsx";
 import { overviewPage } from "./overview.tsx";
+import { ordersPage } from "./orders.tsx";
 import { settingsPage } from "./settings.tsx";
+import { signalsPage } from "./signals.tsx";
 
 /** Every page and the static assets. */
 export const pages = new Hono<AppEnv>();
@@ -27,3 +29,5 @@ pages.get("/static/*", async (c) => {
 pages.route("/", authPages);
 pages.route("/", overviewPage);
 pages.route("/", settingsPage);
+pages.route("/", signalsPage);
+pages.route("/", ordersPage);
