@@ -10,10 +10,12 @@ type IslandModule = { default: ComponentType<any> };
 
 /** Island loaders by name (the file name without `.tsx`). */
 export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
+  Chart: () => import("./Chart.tsx"),
   KeysManager: () => import("./KeysManager.tsx"),
   KillSwitch: () => import("./KillSwitch.tsx"),
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),
   SetupForm: () => import("./SetupForm.tsx"),
+  SystemHealth: () => import("./SystemHealth.tsx"),
 };

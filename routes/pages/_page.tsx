@@ -66,7 +66,7 @@ export interface PageContext {
 /** Renders `body` in the layout as a complete HTML response. */
 export async function renderPage(
   c: Context<AppEnv>,
-  page: { title: string; active?: string; viewer?: Viewer; body: VNode; status?: 200 | 404 },
+  page: { title: string; active?: string; viewer?: Viewer; body: VNode; status?: 200 | 400 | 404 },
 ): Promise<Response> {
   const assets = await sharedAssets();
   const zone = page.viewer?.zone ?? viewerZone(c);

@@ -6,8 +6,10 @@ import { Hono } from "hono";
 import { sharedAssets } from "../../lib/assets.ts";
 import type { AppEnv } from "../_env.ts";
 import { authPages } from "./auth.tsx";
+import { chartPage } from "./chart.tsx";
 import { overviewPage } from "./overview.tsx";
 import { settingsPage } from "./settings.tsx";
+import { systemPage } from "./system.tsx";
 
 /** Every page and the static assets. */
 export const pages = new Hono<AppEnv>();
@@ -26,3 +28,5 @@ pages.get("/static/*", async (c) => {
 pages.route("/", authPages);
 pages.route("/", overviewPage);
 pages.route("/", settingsPage);
+pages.route("/", chartPage);
+pages.route("/", systemPage);
