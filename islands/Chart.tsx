@@ -100,7 +100,12 @@ export default function Chart({ symbol, timeframe, zone, bars, lines, markers }:
       layout: { background: { color: COLORS.bg }, textColor: COLORS.text },
       grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
       rightPriceScale: { borderColor: COLORS.grid },
-      timeScale: { borderColor: COLORS.grid, timeVisible: !timeframe.endsWith("d") },
+      timeScale: {
+        borderColor: COLORS.grid,
+        timeVisible: !timeframe.endsWith("d") && !timeframe.endsWith("w"),
+        // Room for the marker text of a fill on the last bar.
+        rightOffset: 6,
+      },
       crosshair: { mode: 0 },
     });
     const candles = chart.addSeries(CandlestickSeries, {

@@ -13,6 +13,8 @@ export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
   Chart: () => import("./Chart.tsx"),
   KeysManager: () => import("./KeysManager.tsx"),
   KillSwitch: () => import("./KillSwitch.tsx"),
+  LiveAccounts: () => import("./LiveAccounts.tsx"),
+  LivePositions: () => import("./LivePositions.tsx"),
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),

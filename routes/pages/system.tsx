@@ -198,7 +198,7 @@ systemPage.get(
                 : <p class="empty-inline">The WebSocket hub is not running on this instance.</p>}
             </section>
           </div>
-          <div class="grid two">
+          <div class="grid system-tables">
             <section class="card" aria-labelledby="actors">
               <h2 id="actors">Actors</h2>
               {actors.length === 0
