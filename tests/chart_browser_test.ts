@@ -1,11 +1,14 @@
 /**
  * The dashboard in a real browser (headless Chromium through playwright-core) against a real
- * server on embedded PGlite: a fill updates the overview's positions and account card without a
- * reload, and the chart draws the stored bars on a canvas with the fill's marker. Skipped where
+ * server on PostgreSQL: a fill updates the overview's positions and account card without a
+ * reload, and the chart draws the stored bars, a trendline and the fill's marker on a canvas. Skipped where
  * Chromium is not installed. `SCREENSHOTS=dir` keeps desktop and phone screenshots.
  */
 import assert from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
+import { insertTrendline } from "../db/trendlines.ts";
+import { uuidv7 } from "../lib/ids.ts";
+import { ENCRYPTION_KEY, freshDatabase, JWT_SECRET, tempDir } from "./_pipeline.ts";
 import { startServer } from "./_process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -37,9 +40,13 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const dataDir = await Deno.makeTempDir({ prefix: "trendedge-browser-" });
+    await using database = await freshDatabase();
+    await using dataDir = await tempDir("trendedge-browser-");
     await using server = await startServer({
-      DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      DATA_DIR: dataDir.path,
+      JWT_SECRET,
+      ENCRYPTION_KEY,
       LOG_LEVEL: "info",
       WEBHOOK_RATE_LIMIT_PER_MINUTE: "1000",
     });
@@ -91,6 +98,29 @@ Deno.test({
         assert.equal(res.status, 200, await res.text());
       }
 
+      // A support line under the lows of bars 50 and 20 hours ago, as the scanner would store it.
+      const [admin] = await database.db.query<{ id: string }>(
+        "SELECT id FROM users WHERE email = 'admin@example.com'",
+      );
+      const t1 = new Date(last - 50 * HOUR);
+      const t2 = new Date(last - 20 * HOUR);
+      await insertTrendline(
+        database.db,
+        { id: uuidv7(), userId: admin!.id, symbol: "AAPL", timeframe: "1h" },
+        {
+          kind: "support",
+          t1,
+          p1: 172,
+          t2,
+          p2: 175,
+          slopePerHour: 0.1,
+          touches: 2,
+          touchedAt: [t1, t2],
+          score: 1,
+        },
+        { at: new Date(), lastBarTs: new Date(last) },
+      );
+
       // A fill shows in the positions table and the account card, without a reload.
       await page.goto(base + "/");
       await page.waitForSelector("[data-live-status=live]");
@@ -140,8 +170,23 @@ Deno.test({
           }
           return false;
         })`);
+      // And some pixel has the support line's colour.
+      const lined = await page.evaluate(`[...document.querySelectorAll("[data-chart] canvas")]
+        .some((canvas) => {
+          const ctx = canvas.getContext("2d");
+          if (!ctx || canvas.width === 0) return false;
+          const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i] === 0x4c && data[i + 1] === 0x9a && data[i + 2] === 0xff) return true;
+          }
+          return false;
+        })`);
+      assert.ok(lined, "the trendline is drawn");
       assert.ok(painted, "candles are painted");
-      assert.match((await page.textContent("[data-chart-summary]"))!, /60 bars .* 1 trade\b/);
+      assert.match(
+        (await page.textContent("[data-chart-summary]"))!,
+        /60 bars · 1 active trendline · 1 trade\b/,
+      );
       // Resizing the box resizes the chart.
       const width = `document.querySelector("[data-chart] canvas").getBoundingClientRect().width`;
       const before = await page.evaluate(width);
@@ -161,7 +206,6 @@ Deno.test({
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }
   },
 });
