@@ -195,7 +195,8 @@ chartPage.get(
                   <li>
                     a TradingView alert "Once Per Bar Close" to the bars webhook{" "}
                     <code>POST /api/v1/webhooks/bars</code>{" "}
-                    with your webhook key (the message is in the README, section Bars);
+                    with your webhook key (<a href="/settings#keys">Settings</a>; the message is in
+                    the README, section Bars);
                   </li>
                   <li>
                     <code>
