@@ -12,13 +12,17 @@ type IslandModule = { default: ComponentType<any> };
 export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
   AccountsManager: () => import("./AccountsManager.tsx"),
   ChannelsManager: () => import("./ChannelsManager.tsx"),
+  Chart: () => import("./Chart.tsx"),
   KeysManager: () => import("./KeysManager.tsx"),
   KillSwitch: () => import("./KillSwitch.tsx"),
+  LiveAccounts: () => import("./LiveAccounts.tsx"),
+  LivePositions: () => import("./LivePositions.tsx"),
   LiveSignals: () => import("./LiveSignals.tsx"),
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),
   NewSignals: () => import("./NewSignals.tsx"),
   SecurityPanel: () => import("./SecurityPanel.tsx"),
   SetupForm: () => import("./SetupForm.tsx"),
+  SystemHealth: () => import("./SystemHealth.tsx"),
   WatchlistsManager: () => import("./WatchlistsManager.tsx"),
 };

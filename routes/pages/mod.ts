@@ -7,10 +7,12 @@ import { sharedAssets } from "../../lib/assets.ts";
 import { ApiError } from "../../lib/errors.ts";
 import type { AppEnv } from "../_env.ts";
 import { authPages } from "./auth.tsx";
+import { chartPage } from "./chart.tsx";
 import { overviewPage } from "./overview.tsx";
 import { ordersPage } from "./orders.tsx";
 import { settingsPage } from "./settings.tsx";
 import { signalsPage } from "./signals.tsx";
+import { systemPage } from "./system.tsx";
 
 /** Every page and the static assets. */
 export const pages = new Hono<AppEnv>();
@@ -31,3 +33,5 @@ pages.route("/", overviewPage);
 pages.route("/", settingsPage);
 pages.route("/", signalsPage);
 pages.route("/", ordersPage);
+pages.route("/", chartPage);
+pages.route("/", systemPage);

@@ -1,23 +1,20 @@
 /**
  * `/`: the overview. Per broker account: equity (paper accounts; an Alpaca account's equity is at
- * Alpaca), P&L today and unrealized, open positions, the circuit breaker; the kill switches; the
- * latest signals, live. A new user is told what to do first.
+ * Alpaca), P&L today and unrealized, open positions, the circuit breaker; the open positions; the
+ * kill switches; the latest signals. Signals, cards and positions follow live events without a
+ * reload. A new user is told what to do first.
  */
 import { Hono } from "hono";
-import { EmptyState, PageHeader, Time } from "../../components/Layout.tsx";
+import { EmptyState, PageHeader } from "../../components/Layout.tsx";
 import { Island } from "../../components/Island.tsx";
 import { getGlobalKillSwitch } from "../../db/accounts.ts";
-import {
-  accountSummaries,
-  type AccountSummary,
-  recentSignals,
-  startOfDay,
-} from "../../db/dashboard.ts";
+import { accountSummaries, recentSignals, startOfDay } from "../../db/dashboard.ts";
 import { listPositions } from "../../db/reads.ts";
 import { listWebhookKeys } from "../../db/webhook_keys.ts";
 import KillSwitch from "../../islands/KillSwitch.tsx";
+import LiveAccounts from "../../islands/LiveAccounts.tsx";
+import LivePositions from "../../islands/LivePositions.tsx";
 import LiveSignals from "../../islands/LiveSignals.tsx";
-import { formatMoney, formatNumber, pnlClass } from "../../islands/_client/format.ts";
 import type { AppEnv } from "../_env.ts";
 import { renderPage, userPage } from "./_page.tsx";
 
@@ -26,11 +23,6 @@ const LATEST = 20;
 
 /** The overview page. */
 export const overviewPage = new Hono<AppEnv>();
-
-function equity(a: AccountSummary): string | null {
-  if (a.starting_cash === null) return null;
-  return String(Number(a.starting_cash) + Number(a.realized_total) + Number(a.unrealized));
-}
 
 overviewPage.get(
   "/",
@@ -64,49 +56,12 @@ overviewPage.get(
               </p>
             </EmptyState>
           )}
-          <div class="grid accounts">
-            {summaries.map((a, i) => (
-              <section class="card stat" key={a.account_id} data-account={a.alias}>
-                <div class="card-title">
-                  <h2>{a.alias}</h2>
-                  <span class={`badge ${a.live ? "live" : "paper"}`}>
-                    {a.broker === "paper"
-                      ? "simulated"
-                      : `${a.broker} · ${a.live ? "live" : "paper"}`}
-                  </span>
-                </div>
-                <dl>
-                  <div>
-                    <dt>Equity</dt>
-                    <dd>{equity(a) === null ? "at Alpaca" : formatMoney(equity(a))}</dd>
-                  </div>
-                  <div>
-                    <dt>P&amp;L today</dt>
-                    <dd class={pnlClass(a.realized_since)}>{formatMoney(a.realized_since)}</dd>
-                  </div>
-                  <div>
-                    <dt>Unrealized</dt>
-                    <dd class={pnlClass(a.unrealized)}>{formatMoney(a.unrealized)}</dd>
-                  </div>
-                  <div>
-                    <dt>Open positions</dt>
-                    <dd>{a.open_positions}</dd>
-                  </div>
-                  <div>
-                    <dt>Breaker</dt>
-                    <dd>
-                      <span class={`badge breaker-${breakers[i]}`} data-breaker={breakers[i]}>
-                        {breakers[i] === "closed" ? "ok" : breakers[i]?.replace("_", " ")}
-                      </span>
-                    </dd>
-                  </div>
-                </dl>
-                {a.kill_switch && (
-                  <p class="banner danger">Kill switch on: new signals are rejected.</p>
-                )}
-              </section>
-            ))}
-          </div>
+          <Island
+            of={LiveAccounts}
+            props={{
+              accounts: summaries.map((a, i) => ({ ...a, breaker: breakers[i] ?? "closed" })),
+            }}
+          />
           <Island
             of={LiveSignals}
             props={{
@@ -117,54 +72,7 @@ overviewPage.get(
             }}
           />
           <div class="grid two">
-            <section class="card" aria-labelledby="positions">
-              <h2 id="positions">Open positions</h2>
-              {positions.length === 0
-                ? <p class="empty-inline">No open positions.</p>
-                : (
-                  <div class="table-wrap">
-                    <table class="table">
-                      <thead>
-                        <tr>
-                          <th scope="col">Account</th>
-                          <th scope="col">Symbol</th>
-                          <th scope="col" class="num">Qty</th>
-                          <th scope="col" class="num">Avg price</th>
-                          <th scope="col" class="num">Last</th>
-                          <th scope="col" class="num">Unrealized</th>
-                          <th scope="col">Opened</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        {positions.map((p) => {
-                          const unrealized = p.last_price === null ? null : String(
-                            Number(p.quantity) * (Number(p.last_price) - Number(p.average_price)),
-                          );
-                          return (
-                            <tr key={`${p.account_id}:${p.symbol}`}>
-                              <td>{p.account}</td>
-                              <td>
-                                <a href={`/chart?symbol=${encodeURIComponent(p.symbol)}`}>
-                                  {p.symbol}
-                                </a>
-                              </td>
-                              <td class="num">{formatNumber(p.quantity)}</td>
-                              <td class="num">{formatNumber(p.average_price)}</td>
-                              <td class="num">{formatNumber(p.last_price)}</td>
-                              <td class={`num ${pnlClass(unrealized)}`}>
-                                {formatMoney(unrealized)}
-                              </td>
-                              <td>
-                                <Time iso={p.opened_at} zone={viewer.zone} />
-                              </td>
-                            </tr>
-                          );
-                        })}
-                      </tbody>
-                    </table>
-                  </div>
-                )}
-            </section>
+            <Island of={LivePositions} props={{ positions, zone: viewer.zone }} />
             <Island
               of={KillSwitch}
               props={{
