@@ -217,7 +217,8 @@ export async function bench(): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? [0, 1] : [1, 0];
     for (const i of order) {
-      loads[i]!.push(await coldLoad(browser, pages[i]!.url, pages[i]!.cookies));
+      const p = pages[i]!;
+      loads[i]!.push(await coldLoad(browser, p.url, p.cookies, p.hydrates));
     }
   }
 
