@@ -138,6 +138,7 @@ Deno.test("the dashboard in Chromium: setup, login, key, live signal, kill switc
   });
   const shownMs = performance.now() - sent;
   assert.ok(shownMs <= LIVE_WITHIN_MS, `the filled row showed in ${Math.round(shownMs)} ms`);
+  note(`webhook sent → filled row shown: ${Math.round(shownMs)} ms`);
   assert.equal(
     (await page.textContent(`${buyRow} td:last-child`))?.trim(),
     "190.5",
