@@ -62,6 +62,11 @@ async function screenshotNav(context: BrowserContext, base: string, viewport: Vi
     const res = await page.goto(`${base}${item.href}`);
     assert.equal(res?.status(), 200, `${item.href} loads in the browser`);
     await hydrated(page);
+    const width = await page.evaluate("document.documentElement.scrollWidth") as number;
+    assert.ok(
+      width <= VIEWPORTS[viewport].width,
+      `${item.href} fits the ${viewport} width (${width} > ${VIEWPORTS[viewport].width} px)`,
+    );
     await screenshot(page, `${viewport}-nav-${item.key}`);
   }
   if (missing.length > 0) {
@@ -208,10 +213,13 @@ Deno.test("the problem collector catches a console error, an uncaught error and 
   await page.goto("http://collector.test/");
   await page.evaluate(`console.error("expected noise"); console.error("a real error");
     setTimeout(() => { throw new Error("uncaught"); });`);
-  const deadline = performance.now() + 5_000;
-  while (problems.problems.length < 3 && performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const seen = () => {
+    const kinds = new Set(problems.problems.map((p) => p.kind));
+    return kinds.has("csp") && kinds.has("pageerror") &&
+      problems.problems.some((p) => p.text.includes("a real error"));
+  };
+  const deadline = performance.now() + 10_000;
+  while (!seen() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await context.close();
   const kinds = problems.problems.map((p) => p.kind).sort();
   assert.ok(kinds.includes("csp"), problems.report());
