@@ -3,7 +3,7 @@
  * share an event loop (the machines have 2 cores: one each).
  *
  *     deno run -A bench/_server.ts <floor|floor-insert|app> [--postgres] [--exit-on-stdin-eof]
- *       [--remove-data-dir]
+ *       [--remove-data-dir] [--static-page]
  *
  * Prints one JSON line `{"url": ..., "mode": ..., "pid": ...}` on stdout once it listens on
  * 127.0.0.1 (random port), and exits 0 after a clean shutdown on SIGTERM or SIGINT (or when its
@@ -19,6 +19,10 @@
  *   we measure), RATE_LIMIT_PER_MINUTE=1000000, DATA_DIR=`BENCH_DATA_DIR` (required), on PGlite
  *   under it, or on `DATABASE_URL` with `--postgres`. Its log goes to stderr. BENCH_APP_CONFIG, a
  *   JSON object of strings, is laid over these settings (e.g. WEBHOOK_RATE_LIMIT_PER_MINUTE).
+ *   With `--static-page` the script mounts `GET /bench/static-page?bytes=N&css=/static/…` on
+ *   the running app (`Runtime.app`, as tests mount routes; the product has no such route): a
+ *   plain HTML page of exactly N bytes, no script, for the paint bench's baseline
+ *   (`bench/_static_page.ts`), answered through the same middleware as every page.
  *
  * The environment is read here rather than through config.ts because this is a harness, not
  * the app: `app` mode still builds its configuration with `loadConfig()` from an explicit record.
@@ -127,7 +131,11 @@ function appConfigOverrides(): Record<string, string> {
   return parsed as Record<string, string>;
 }
 
-async function startApp(dataDir: string, databaseUrl: string | undefined): Promise<Running> {
+async function startApp(
+  dataDir: string,
+  databaseUrl: string | undefined,
+  staticPage: boolean,
+): Promise<Running> {
   // Imported here so that the floors do not load (or register anything from) the runtime.
   const { loadConfig } = await import("../config.ts");
   const { start } = await import("../main.ts");
@@ -148,6 +156,20 @@ async function startApp(dataDir: string, databaseUrl: string | undefined): Promi
   });
   const log = createLogger("trendedge", { level: config.logLevel, sink: writeStderr });
   const runtime = await start(config, { log });
+  if (staticPage) {
+    const { STATIC_PAGE_PATH, staticPage: page } = await import("./_static_page.ts");
+    runtime.app.get(STATIC_PAGE_PATH, (c) => {
+      const bytes = Number(c.req.query("bytes"));
+      const css = c.req.query("css");
+      if (!Number.isInteger(bytes) || bytes < 0 || bytes > 10_000_000) {
+        return c.text('"bytes" must be an integer from 0 to 10000000', 400);
+      }
+      if (css !== undefined && !/^\/static\/[\w.-]+\.css$/.test(css)) {
+        return c.text('"css" must be a /static/….css path', 400);
+      }
+      return c.html(page(bytes, css));
+    });
+  }
   return { url: runtime.url, stop: () => runtime.shutdown("bench server stopped") };
 }
 
@@ -172,7 +194,11 @@ async function main(args: string[]): Promise<number> {
         writeStderr(`Cannot start the app bench server: "BENCH_DATA_DIR" must be set`);
         return 64;
       }
-      const app = await startApp(dataDir, args.includes("--postgres") ? databaseUrl : undefined);
+      const app = await startApp(
+        dataDir,
+        args.includes("--postgres") ? databaseUrl : undefined,
+        args.includes("--static-page"),
+      );
       running = !args.includes("--remove-data-dir") ? app : {
         url: app.url,
         async stop() {

@@ -25,6 +25,8 @@ export interface SpawnOptions {
    * `WEBHOOK_RATE_LIMIT_PER_MINUTE`); passed to it as BENCH_APP_CONFIG.
    */
   appConfig?: Record<string, string>;
+  /** `app` mode only: also serve `bench/_static_page.ts`'s plain page (the paint bench). */
+  staticPage?: boolean;
 }
 
 /** A running bench server. */
@@ -110,6 +112,7 @@ export async function spawnServer(
   const args = ["run", "--allow-all", SERVER_SCRIPT.pathname, mode, "--exit-on-stdin-eof"];
   const usesPostgres = mode === "floor-insert" || (mode === "app" && options.postgres === true);
   if (mode === "app" && options.appConfig) env.BENCH_APP_CONFIG = JSON.stringify(options.appConfig);
+  if (mode === "app" && options.staticPage) args.push("--static-page");
   try {
     if (mode === "app") {
       const dataDir = await Deno.makeTempDir({ prefix: "trendedge-bench-" });

@@ -5,15 +5,14 @@
  * Chromium is not installed. `SCREENSHOTS=dir` keeps desktop and phone screenshots.
  */
 import assert from "node:assert/strict";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { launchBrowser } from "./_browser.ts";
 import { insertTrendline } from "../db/trendlines.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { ENCRYPTION_KEY, freshDatabase, JWT_SECRET, tempDir } from "./_pipeline.ts";
 import { startServer } from "./_process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const HOUR = 3_600_000;
-const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
 const shots = Deno.env.get("SCREENSHOTS");
 
 /** The little of the browser's globals the page functions use (this file is type-checked as Deno). */
@@ -36,7 +35,6 @@ async function shoot(page: Page, name: string) {
 
 Deno.test({
   name: "dashboard in Chromium: a fill updates the positions live, and the chart draws the bars",
-  ignore: !hasChromium,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -51,10 +49,7 @@ Deno.test({
       WEBHOOK_RATE_LIMIT_PER_MINUTE: "1000",
     });
     const base = server.url;
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    const { browser } = await launchBrowser();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];

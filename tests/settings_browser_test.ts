@@ -5,25 +5,17 @@
  * desktop and phone widths land in test-artifacts/.
  */
 import assert from "node:assert/strict";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchBrowser } from "./_browser.ts";
 import { startServer } from "./_process.ts";
 import { startFakeDiscord } from "./fakes/discord.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const EMAIL = "owner@example.com";
 const PASSWORD = "correct-horse-battery";
 const KEY_ID = "PKBROWSERKEY01";
 const SECRET = "browserSecretNeverShown123";
 const DISCORD_TOKEN = "browserDiscordToken_abc";
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
-
-function hasChromium(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-}
 
 async function apiGet<T>(page: Page, url: string): Promise<T> {
   const res = await page.request.get(url);
@@ -33,7 +25,6 @@ async function apiGet<T>(page: Page, url: string): Promise<T> {
 
 Deno.test({
   name: "settings page drives accounts, risk limits, a Discord test and the watchlist in Chromium",
-  ignore: !hasChromium(),
   // playwright-core keeps its own pipes and timers to the browser process.
   sanitizeOps: false,
   sanitizeResources: false,
@@ -47,10 +38,7 @@ Deno.test({
     const base = server.url.replace(/\/$/, "");
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-      });
+      ({ browser } = await launchBrowser());
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];
       page.on("pageerror", (e) => errors.push(e.message));
