@@ -52,12 +52,16 @@ export function formatMoney(value: string | number | null | undefined): string {
   return n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
-/** A quantity or price without trailing zeros (`0.5`, `187.25`); an em dash for none. */
+/**
+ * A quantity or price without trailing zeros (`0.5`, `187.25`): 4 decimals at most from 1 up
+ * (a fill at 53.984601 reads 53.9846), 8 below 1 (crypto quantities such as 0.00012); an em dash
+ * for none.
+ */
 export function formatNumber(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === "") return "—";
   const n = Number(value);
   if (!Number.isFinite(n)) return String(value);
-  return n.toLocaleString("en-US", { maximumFractionDigits: 8 });
+  return n.toLocaleString("en-US", { maximumFractionDigits: Math.abs(n) >= 1 ? 4 : 8 });
 }
 
 /** Milliseconds between two times, `"42 ms"` / `"1.3 s"`; empty when either is missing. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatLatency, formatTime, isTimeZone } from "./format.ts";
+import { formatLatency, formatNumber, formatTime, isTimeZone } from "./format.ts";
 
 Deno.test("formatTime shows the time in the viewer's zone, 24-hour, with a plain layout", () => {
   const at = "2026-11-22T08:00:05.000Z";
@@ -51,4 +51,14 @@ Deno.test("formatLatency is empty when a time is missing, unreadable or out of o
   assert.equal(formatLatency(from, undefined), "");
   assert.equal(formatLatency(from, "garbage"), "");
   assert.equal(formatLatency(from, "2026-11-22T07:59:59.000Z"), "", "a clock that went back");
+});
+
+Deno.test("numbers: at most 4 decimals from 1 up, 8 below, no trailing zeros, a dash for none", () => {
+  assert.equal(formatNumber("53.984601"), "53.9846");
+  assert.equal(formatNumber("118936.325178"), "118,936.3252");
+  assert.equal(formatNumber("0.00012345"), "0.00012345");
+  assert.equal(formatNumber("-0.133"), "-0.133");
+  assert.equal(formatNumber("2.50"), "2.5");
+  assert.equal(formatNumber(null), "—");
+  assert.equal(formatNumber("abc"), "abc");
 });
