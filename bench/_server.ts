@@ -2,8 +2,8 @@
  * A system under test, run in its own process so that the load client and the server do not
  * share an event loop (the machines have 2 cores: one each).
  *
- *     deno run -A bench/_server.ts <floor|floor-insert|app> [--postgres] [--exit-on-stdin-eof]
- *       [--remove-data-dir]
+ *     deno run -A bench/_server.ts <floor|floor-insert|app|ws-floor|hub> [--postgres]
+ *       [--exit-on-stdin-eof] [--remove-data-dir]
  *
  * Prints one JSON line `{"url": ..., "mode": ..., "pid": ...}` on stdout once it listens on
  * 127.0.0.1 (random port), and exits 0 after a clean shutdown on SIGTERM or SIGINT (or when its
@@ -19,15 +19,22 @@
  *   we measure), RATE_LIMIT_PER_MINUTE=1000000, DATA_DIR=`BENCH_DATA_DIR` (required), on PGlite
  *   under it, or on `DATABASE_URL` with `--postgres`. Its log goes to stderr. BENCH_APP_CONFIG, a
  *   JSON object of strings, is laid over these settings (e.g. WEBHOOK_RATE_LIMIT_PER_MINUTE).
+ * - `ws-floor`: a bare `Deno.serve` + `Deno.upgradeWebSocket` that broadcasts each round's
+ *   messages to its sockets (bench/_hub_server.ts) — the WebSocket floor.
+ * - `hub`: `app` (on `DATABASE_URL`) plus BENCH_HUB_USERS (default 100) users with access tokens
+ *   and a bench-only trigger that publishes rounds of events on the runtime's EventBus
+ *   (bench/_hub_server.ts). Its ready line adds `trigger` (the trigger's URL) and `tokens_file`
+ *   (a JSON array of the tokens, under BENCH_DATA_DIR: tokens never go to the output).
  *
  * The environment is read here rather than through config.ts because this is a harness, not
  * the app: `app` mode still builds its configuration with `loadConfig()` from an explicit record.
  */
 import postgres from "postgres";
 import { createLogger, serializeError } from "../lib/log.ts";
+import type { Runtime } from "../main.ts";
 
 /** The kinds of server this script runs. */
-export const SERVER_MODES = ["floor", "floor-insert", "app"] as const;
+export const SERVER_MODES = ["floor", "floor-insert", "app", "ws-floor", "hub"] as const;
 /** A kind of server this script runs. */
 export type ServerMode = typeof SERVER_MODES[number];
 
@@ -40,6 +47,8 @@ const JSON_HEADERS = { "content-type": "application/json" };
 
 interface Running {
   url: string;
+  /** More fields for the ready line. */
+  ready?: Record<string, unknown>;
   stop(): Promise<boolean>;
 }
 
@@ -127,7 +136,10 @@ function appConfigOverrides(): Record<string, string> {
   return parsed as Record<string, string>;
 }
 
-async function startApp(dataDir: string, databaseUrl: string | undefined): Promise<Running> {
+async function startApp(
+  dataDir: string,
+  databaseUrl: string | undefined,
+): Promise<Running & { runtime: Runtime }> {
   // Imported here so that the floors do not load (or register anything from) the runtime.
   const { loadConfig } = await import("../config.ts");
   const { start } = await import("../main.ts");
@@ -148,7 +160,7 @@ async function startApp(dataDir: string, databaseUrl: string | undefined): Promi
   });
   const log = createLogger("trendedge", { level: config.logLevel, sink: writeStderr });
   const runtime = await start(config, { log });
-  return { url: runtime.url, stop: () => runtime.shutdown("bench server stopped") };
+  return { url: runtime.url, runtime, stop: () => runtime.shutdown("bench server stopped") };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -166,15 +178,30 @@ async function main(args: string[]): Promise<number> {
     case "floor-insert":
       running = await startFloorInsert(databaseUrl);
       break;
-    case "app": {
+    case "ws-floor": {
+      const { startWsFloor } = await import("./_hub_server.ts");
+      running = await startWsFloor();
+      break;
+    }
+    case "app":
+    case "hub": {
       const dataDir = Deno.env.get("BENCH_DATA_DIR");
       if (!dataDir) {
-        writeStderr(`Cannot start the app bench server: "BENCH_DATA_DIR" must be set`);
+        writeStderr(`Cannot start the ${mode} bench server: "BENCH_DATA_DIR" must be set`);
         return 64;
       }
-      const app = await startApp(dataDir, args.includes("--postgres") ? databaseUrl : undefined);
+      let app: Running = await startApp(
+        dataDir,
+        args.includes("--postgres") ? databaseUrl : undefined,
+      );
+      if (mode === "hub") {
+        const { addHubBench } = await import("./_hub_server.ts");
+        const users = Number(Deno.env.get("BENCH_HUB_USERS") ?? "100");
+        app = await addHubBench(app as Running & { runtime: Runtime }, { users, dataDir });
+      }
       running = !args.includes("--remove-data-dir") ? app : {
         url: app.url,
+        ready: app.ready,
         async stop() {
           const clean = await app.stop();
           await Deno.remove(dataDir, { recursive: true }).catch(() => {});
@@ -205,7 +232,9 @@ async function main(args: string[]): Promise<number> {
     })();
   }
   Deno.stdout.writeSync(
-    encoder.encode(JSON.stringify({ url: running.url, mode, pid: Deno.pid }) + "\n"),
+    encoder.encode(
+      JSON.stringify({ ...running.ready, url: running.url, mode, pid: Deno.pid }) + "\n",
+    ),
   );
   return (await stopped.promise) ? 0 : 1;
 }
