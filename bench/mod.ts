@@ -18,6 +18,7 @@ const BENCHES: ReadonlyArray<{ name: string; load: () => Promise<{ bench(): Prom
   { name: "http_stack", load: () => import("./http_stack.ts") },
   { name: "pipeline", load: () => import("./pipeline.ts") },
   { name: "scan", load: () => import("./scan.ts") },
+  { name: "hub", load: () => import("./hub.ts") },
 ];
 
 /** Cores the rest of the machine may keep busy before the benches start. */
