@@ -7,7 +7,8 @@
  *
  * A round is one event per user (group of sockets), all stamped with the round's scheduled
  * time: `sent_at`, wall-clock ms (`performance.timeOrigin + performance.now()`, comparable
- * across processes on one machine). Rounds are open loop: round i is due at `t0 + i ×
+ * across processes on one machine), and the time its publishing actually started
+ * (`published_at`). Rounds are open loop: round i is due at `t0 + i ×
  * interval` whatever happened before, and a round that starts late is still stamped with its
  * due time, so a server that stalls is charged for it.
  */
@@ -43,14 +44,26 @@ export function wallNow(): number {
 }
 
 /** The `data` of every bench event: the same fields for the hub and the floor. */
-export function eventData(round: number, sentAt: number): Record<string, unknown> {
-  return { round, sent_at: sentAt, symbol: "AAPL", action: "buy", quantity: 1, price: "190.12" };
+export function eventData(
+  round: number,
+  sentAt: number,
+  publishedAt: number,
+): Record<string, unknown> {
+  return {
+    round,
+    sent_at: sentAt,
+    published_at: publishedAt,
+    symbol: "AAPL",
+    action: "buy",
+    quantity: 1,
+    price: "190.12",
+  };
 }
 
 /** Publishes `rounds` rounds, one every `intervalMs`, open loop; resolves when all are out. */
 async function runRounds(
   request: RoundsRequest,
-  publish: (round: number, sentAt: number) => void,
+  publish: (round: number, sentAt: number, publishedAt: number) => void,
 ): Promise<RoundsAnswer> {
   const answer: RoundsAnswer = { rounds: request.rounds, lag_ms: [], publish_ms: [] };
   const t0 = performance.now() + 20;
@@ -60,7 +73,7 @@ async function runRounds(
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const started = performance.now();
     answer.lag_ms.push(Math.max(0, started - due));
-    publish(round, performance.timeOrigin + due);
+    publish(round, performance.timeOrigin + due, performance.timeOrigin + started);
     answer.publish_ms.push(performance.now() - started);
   }
   return answer;
@@ -71,7 +84,7 @@ async function runRounds(
  * `publish` and answers {@linkcode RoundsAnswer}; one run at a time (409 otherwise).
  */
 function startTrigger(
-  publish: (round: number, sentAt: number) => void,
+  publish: (round: number, sentAt: number, publishedAt: number) => void,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   let busy = false;
   const listening = Promise.withResolvers<Deno.NetAddr>();
@@ -139,7 +152,7 @@ export async function addHubBench<T extends { url: string; stop(): Promise<boole
   await Deno.writeTextFile(tokensFile, JSON.stringify(tokens), { mode: 0o600 });
 
   const signalIds = userIds.map(() => uuidv7());
-  const trigger = await startTrigger((round, sentAt) => {
+  const trigger = await startTrigger((round, sentAt, publishedAt) => {
     const at = new Date(sentAt).toISOString();
     for (const [u, userId] of userIds.entries()) {
       const event: PipelineEvent = {
@@ -147,7 +160,7 @@ export async function addHubBench<T extends { url: string; stop(): Promise<boole
         userId,
         signalId: signalIds[u]!,
         at,
-        data: eventData(round, sentAt),
+        data: eventData(round, sentAt, publishedAt),
       };
       runtime.bus.publish(event);
     }
@@ -203,7 +216,7 @@ export async function startWsFloor(): Promise<
     },
   );
   const addr = await listening.promise;
-  const trigger = await startTrigger((round, sentAt) => {
+  const trigger = await startTrigger((round, sentAt, publishedAt) => {
     const at = new Date(sentAt).toISOString();
     for (const [group, sockets] of groups) {
       const text = JSON.stringify({
@@ -212,7 +225,7 @@ export async function startWsFloor(): Promise<
         type: "signal.received",
         at,
         signal_id: signalIds.get(group),
-        data: eventData(round, sentAt),
+        data: eventData(round, sentAt, publishedAt),
       });
       for (const socket of sockets) {
         if (socket.readyState === WebSocket.OPEN) socket.send(text);

@@ -28,16 +28,18 @@ import type { RoundsAnswer } from "./_hub_server.ts";
 const CLIENTS = 1000;
 const PER_USER = 10;
 /** Rounds per measured run, the interval between rounds, and the runs per side (interleaved). */
-const ROUNDS = 100;
-const WARMUP_ROUNDS = 10;
+const ROUNDS = 50;
+const WARMUP_ROUNDS = 5;
 const INTERVAL_MS = 100;
-const REPS = 2;
+const REPS = 4;
 /** Upgrades in flight at once while connecting (no SYN flood on the listen backlog). */
 const CONNECT_BATCH = 50;
 /** How long after the last round's publish the clients may take to receive it. */
 const DRAIN_MS = 5_000;
 /** The issue's target: hub p99 ≤ 2 × floor p99. */
 const TARGET_P99_RATIO = 2;
+/** Cores busy outside the servers and the client above which the tails are mostly noise. */
+const REST_BUSY = 0.5;
 const WS_PATH = "/api/v1/ws";
 const CHANNELS = ["signals", "trades", "trendlines", "system"];
 
@@ -79,6 +81,8 @@ function openFilesLimit(): number | undefined {
 class Tally {
   /** Receive − sent_at of every message of a measured round, ms. */
   latencies: number[] = [];
+  /** Receive − published_at of the same messages (the server's late starts left out). */
+  fromPublish: number[] = [];
   received = 0;
   duplicates = 0;
   /** Per client, per round: seen (to count missing and duplicate messages). */
@@ -88,7 +92,7 @@ class Tally {
     this.#seen = Array.from({ length: clients }, () => new Uint8Array(rounds));
   }
 
-  record(client: number, round: number, latency: number) {
+  record(client: number, round: number, latency: number, fromPublish: number) {
     const seen = this.#seen[client];
     if (!seen || !(round >= 0 && round < this.rounds)) return;
     if (seen[round]) {
@@ -97,7 +101,10 @@ class Tally {
     }
     seen[round] = 1;
     this.received++;
-    if (round >= this.warmup) this.latencies.push(latency);
+    if (round >= this.warmup) {
+      this.latencies.push(latency);
+      this.fromPublish.push(fromPublish);
+    }
   }
 
   get expected(): number {
@@ -177,7 +184,7 @@ export class ClientPool {
       if (typeof sentAt === "number") {
         const tally = this.tally;
         if (!tally) return;
-        tally.record(i, message.data.round, at - sentAt);
+        tally.record(i, message.data.round, at - sentAt, at - message.data.published_at);
         if (tally.received === tally.expected) this.#allIn?.();
       } else if (message.type === "ping") {
         socket.send(JSON.stringify({ type: "pong" }));
@@ -226,6 +233,10 @@ export interface BroadcastRun {
   latencyMs: Percentiles;
   /** Those latencies, one per message (sorted). */
   latencies: number[];
+  /** Receive − the round's actual publish start, per message (sorted). */
+  fromPublish: number[];
+  /** Messages received over the measured rounds per second of server CPU: its µs per message. */
+  serverMicrosPerMessage: number;
   /** The server's own lateness starting a round, and its time to publish one. */
   lagMs: Percentiles;
   publishMs: Percentiles;
@@ -282,6 +293,8 @@ export async function runBroadcast(
     duplicates: tally.duplicates,
     latencyMs: percentiles(tally.latencies),
     latencies: tally.latencies,
+    fromPublish: tally.fromPublish,
+    serverMicrosPerMessage: (cpu.serverSeconds / Math.max(1, tally.received)) * 1e6,
     lagMs: percentiles(answer.lag_ms.slice(options.warmup)),
     publishMs: percentiles(answer.publish_ms.slice(options.warmup)),
     cpu,
@@ -346,8 +359,10 @@ const HEADER = [
   "p99",
   "p99 range",
   "max",
+  "from pub p99",
   "srv lag p99",
   "publish p99",
+  "srv µs/msg",
   "srv CPU",
   "client CPU",
   "rest CPU",
@@ -367,8 +382,10 @@ function row(label: string, runs: BroadcastRun[]): string[] {
     ms(all.p99),
     `${ms(Math.min(...p99s))}–${ms(Math.max(...p99s))}`,
     ms(all.max),
+    ms(pooled(runs, "fromPublish").p99),
     ms(Math.max(...runs.map((r) => r.lagMs.p99))),
     ms(Math.max(...runs.map((r) => r.publishMs.p99))),
+    median(runs.map((r) => r.serverMicrosPerMessage)).toFixed(1),
     percent(median(runs.map((r) => r.cpu.server))),
     percent(median(runs.map((r) => r.cpu.client))),
     percent(median(runs.map((r) => r.cpu.rest))),
@@ -434,13 +451,16 @@ export async function bench(): Promise<void> {
       `  per side after ${WARMUP_ROUNDS} discarded; latency in ms from the round's scheduled time to each client's onmessage,`,
     );
     writeLine(
-      "  over every message of both runs (p99 range: per run); missing = messages never received or received twice (must be 0);",
+      "  over every message of every run (p99 range: per run); missing = messages never received or received twice (must be 0);",
     );
     writeLine(
-      "  srv lag = the server starting a round late (charged to latency); publish = the server's time to publish one round",
+      "  from pub = from the round's actual publish start instead (the server's late starts left out); srv lag = the server",
     );
     writeLine(
-      "  (hub: onto the EventBus, floor: every send); CPU in cores during the runs; rest = other processes: high means noisy",
+      "  starting a round late (charged to latency); publish = its time to publish a round (hub: onto the EventBus, floor: every",
+    );
+    writeLine(
+      "  send); srv µs/msg = server CPU per message delivered; CPU in cores during the runs; rest = other processes: high = noisy",
     );
     writeTable(HEADER, [row("floor", runs.floor), row("hub", runs.hub)]);
     const floorP99 = pooledP99(runs.floor);
@@ -459,6 +479,25 @@ export async function bench(): Promise<void> {
       }; missing messages: ${missing} (${missing === 0 ? "PASS" : "FAIL"})` +
         (closedEarly > 0 ? `; ${closedEarly} clients closed during the runs` : ""),
     );
+    writeLine(
+      `  from the actual publish: hub÷floor p99 ${
+        ratio(pooled(runs.hub, "fromPublish").p99 / pooled(runs.floor, "fromPublish").p99)
+      }; server CPU per message: ${
+        ratio(
+          median(runs.hub.map((r) => r.serverMicrosPerMessage)) /
+            median(runs.floor.map((r) => r.serverMicrosPerMessage)),
+        )
+      }`,
+    );
+    const rest = median([...runs.floor, ...runs.hub].map((run) => run.cpu.rest));
+    if (rest >= REST_BUSY) {
+      writeLine(
+        `  note: other processes kept ${
+          percent(rest)
+        } of a core busy during the runs (this machine has ${navigator.hardwareConcurrency}): ` +
+          "the tails measure the scheduler more than the servers; compare the CPU per message, and rerun when quiet",
+      );
+    }
   } finally {
     await floorPool?.close();
     await hubPool?.close();
@@ -467,8 +506,11 @@ export async function bench(): Promise<void> {
   }
 }
 
-function pooled(runs: BroadcastRun[]): Percentiles {
-  return percentiles(runs.flatMap((r) => r.latencies));
+function pooled(
+  runs: BroadcastRun[],
+  of: "latencies" | "fromPublish" = "latencies",
+): Percentiles {
+  return percentiles(runs.flatMap((r) => r[of]));
 }
 
 function pooledP99(runs: BroadcastRun[]): number {
