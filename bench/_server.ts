@@ -2,8 +2,8 @@
  * A system under test, run in its own process so that the load client and the server do not
  * share an event loop (the machines have 2 cores: one each).
  *
- *     deno run -A bench/_server.ts <floor|floor-insert|app> [--postgres] [--exit-on-stdin-eof]
- *       [--remove-data-dir] [--static-page]
+ *     deno run -A bench/_server.ts <floor|floor-insert|app|ws-floor|hub> [--postgres]
+ *       [--exit-on-stdin-eof] [--remove-data-dir] [--static-page]
  *
  * Prints one JSON line `{"url": ..., "mode": ..., "pid": ...}` on stdout once it listens on
  * 127.0.0.1 (random port), and exits 0 after a clean shutdown on SIGTERM or SIGINT (or when its
@@ -23,15 +23,22 @@
  *   the running app (`Runtime.app`, as tests mount routes; the product has no such route): a
  *   plain HTML page of exactly N bytes, no script, for the paint bench's baseline
  *   (`bench/_static_page.ts`), answered through the same middleware as every page.
+ * - `ws-floor`: a bare `Deno.serve` + `Deno.upgradeWebSocket` that broadcasts each round's
+ *   messages to its sockets (bench/_hub_server.ts) — the WebSocket floor.
+ * - `hub`: `app` (on `DATABASE_URL`) plus BENCH_HUB_USERS (default 100) users with access tokens
+ *   and a bench-only trigger that publishes rounds of events on the runtime's EventBus
+ *   (bench/_hub_server.ts). Its ready line adds `trigger` (the trigger's URL) and `tokens_file`
+ *   (a JSON array of the tokens, under BENCH_DATA_DIR: tokens never go to the output).
  *
  * The environment is read here rather than through config.ts because this is a harness, not
  * the app: `app` mode still builds its configuration with `loadConfig()` from an explicit record.
  */
 import postgres from "postgres";
 import { createLogger, serializeError } from "../lib/log.ts";
+import type { Runtime } from "../main.ts";
 
 /** The kinds of server this script runs. */
-export const SERVER_MODES = ["floor", "floor-insert", "app"] as const;
+export const SERVER_MODES = ["floor", "floor-insert", "app", "ws-floor", "hub"] as const;
 /** A kind of server this script runs. */
 export type ServerMode = typeof SERVER_MODES[number];
 
@@ -44,6 +51,8 @@ const JSON_HEADERS = { "content-type": "application/json" };
 
 interface Running {
   url: string;
+  /** More fields for the ready line. */
+  ready?: Record<string, unknown>;
   stop(): Promise<boolean>;
 }
 
@@ -135,7 +144,7 @@ async function startApp(
   dataDir: string,
   databaseUrl: string | undefined,
   staticPage: boolean,
-): Promise<Running> {
+): Promise<Running & { runtime: Runtime }> {
   // Imported here so that the floors do not load (or register anything from) the runtime.
   const { loadConfig } = await import("../config.ts");
   const { start } = await import("../main.ts");
@@ -170,7 +179,7 @@ async function startApp(
       return c.html(page(bytes, css));
     });
   }
-  return { url: runtime.url, stop: () => runtime.shutdown("bench server stopped") };
+  return { url: runtime.url, runtime, stop: () => runtime.shutdown("bench server stopped") };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -188,19 +197,31 @@ async function main(args: string[]): Promise<number> {
     case "floor-insert":
       running = await startFloorInsert(databaseUrl);
       break;
-    case "app": {
+    case "ws-floor": {
+      const { startWsFloor } = await import("./_hub_server.ts");
+      running = await startWsFloor();
+      break;
+    }
+    case "app":
+    case "hub": {
       const dataDir = Deno.env.get("BENCH_DATA_DIR");
       if (!dataDir) {
-        writeStderr(`Cannot start the app bench server: "BENCH_DATA_DIR" must be set`);
+        writeStderr(`Cannot start the ${mode} bench server: "BENCH_DATA_DIR" must be set`);
         return 64;
       }
-      const app = await startApp(
+      let app: Running = await startApp(
         dataDir,
         args.includes("--postgres") ? databaseUrl : undefined,
         args.includes("--static-page"),
       );
+      if (mode === "hub") {
+        const { addHubBench } = await import("./_hub_server.ts");
+        const users = Number(Deno.env.get("BENCH_HUB_USERS") ?? "100");
+        app = await addHubBench(app as Running & { runtime: Runtime }, { users, dataDir });
+      }
       running = !args.includes("--remove-data-dir") ? app : {
         url: app.url,
+        ready: app.ready,
         async stop() {
           const clean = await app.stop();
           await Deno.remove(dataDir, { recursive: true }).catch(() => {});
@@ -231,7 +252,9 @@ async function main(args: string[]): Promise<number> {
     })();
   }
   Deno.stdout.writeSync(
-    encoder.encode(JSON.stringify({ url: running.url, mode, pid: Deno.pid }) + "\n"),
+    encoder.encode(
+      JSON.stringify({ ...running.ready, url: running.url, mode, pid: Deno.pid }) + "\n",
+    ),
   );
   return (await stopped.promise) ? 0 : 1;
 }

@@ -27,6 +27,8 @@ export interface SpawnOptions {
   appConfig?: Record<string, string>;
   /** `app` mode only: also serve `bench/_static_page.ts`'s plain page (the paint bench). */
   staticPage?: boolean;
+  /** `hub` mode only: users to create, each with an access token (BENCH_HUB_USERS). */
+  hubUsers?: number;
 }
 
 /** A running bench server. */
@@ -35,6 +37,8 @@ export interface BenchServer extends AsyncDisposable {
   /** "pglite" or "postgres" when the server has a database. */
   database?: "pglite" | "postgres";
   url: string;
+  /** The server's ready line, parsed: `url` and whatever else its mode reports. */
+  ready: Record<string, unknown>;
   /** The throwaway PostgreSQL database the server uses (to seed or inspect it), if any. */
   databaseUrl?: string;
   pid: number;
@@ -110,11 +114,17 @@ export async function spawnServer(
   const cleanup: Array<() => Promise<unknown>> = [];
   const env: Record<string, string> = { NO_COLOR: "1" };
   const args = ["run", "--allow-all", SERVER_SCRIPT.pathname, mode, "--exit-on-stdin-eof"];
-  const usesPostgres = mode === "floor-insert" || (mode === "app" && options.postgres === true);
-  if (mode === "app" && options.appConfig) env.BENCH_APP_CONFIG = JSON.stringify(options.appConfig);
+  // `hub` is the app with the bench's users and trigger: always on PostgreSQL.
+  const isApp = mode === "app" || mode === "hub";
+  const usesPostgres = mode === "floor-insert" || mode === "hub" ||
+    (mode === "app" && options.postgres === true);
+  if (isApp && options.appConfig) env.BENCH_APP_CONFIG = JSON.stringify(options.appConfig);
+  if (mode === "hub" && options.hubUsers !== undefined) {
+    env.BENCH_HUB_USERS = String(options.hubUsers);
+  }
   if (mode === "app" && options.staticPage) args.push("--static-page");
   try {
-    if (mode === "app") {
+    if (isApp) {
       const dataDir = await Deno.makeTempDir({ prefix: "trendedge-bench-" });
       cleanup.unshift(() =>
         Deno.remove(dataDir, { recursive: true }).catch((error) => {
@@ -128,7 +138,7 @@ export async function spawnServer(
       const database = await createDatabase();
       cleanup.unshift(database.drop);
       env.DATABASE_URL = database.url;
-      if (mode === "app") args.push("--postgres");
+      if (isApp) args.push("--postgres");
     }
   } catch (error) {
     for (const step of cleanup) await step().catch(() => {});
@@ -150,7 +160,7 @@ export async function spawnServer(
   const keep = (text: string) => {
     tail = (tail + text).slice(-TAIL_CHARS);
   };
-  const listening = Promise.withResolvers<string>();
+  const listening = Promise.withResolvers<Record<string, unknown>>();
   const readStdout = (async () => {
     let buffer = "";
     for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
@@ -161,8 +171,8 @@ export async function spawnServer(
         buffer = buffer.slice(nl + 1);
         keep(line + "\n");
         try {
-          const url = (JSON.parse(line) as { url?: unknown }).url;
-          if (typeof url === "string") listening.resolve(url);
+          const ready = JSON.parse(line) as Record<string, unknown>;
+          if (typeof ready.url === "string") listening.resolve(ready);
         } catch {
           // not the ready line
         }
@@ -183,8 +193,13 @@ export async function spawnServer(
   let stopping: Promise<void> | undefined;
   const server: BenchServer = {
     mode,
-    database: mode === "floor" ? undefined : usesPostgres ? "postgres" : "pglite",
+    database: mode === "floor" || mode === "ws-floor"
+      ? undefined
+      : usesPostgres
+      ? "postgres"
+      : "pglite",
     url: "",
+    ready: {},
     databaseUrl: env.DATABASE_URL,
     pid: child.pid,
     cpuSeconds: () => processCpuSeconds(child.pid),
@@ -231,7 +246,8 @@ export async function spawnServer(
   live.add(server);
 
   try {
-    server.url = await listening.promise;
+    server.ready = await listening.promise;
+    server.url = server.ready.url as string;
     return server;
   } catch (error) {
     await server.stop();

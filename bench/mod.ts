@@ -19,6 +19,7 @@ const BENCHES: ReadonlyArray<{ name: string; load: () => Promise<{ bench(): Prom
   { name: "pipeline", load: () => import("./pipeline.ts") },
   { name: "scan", load: () => import("./scan.ts") },
   { name: "paint", load: () => import("./paint.ts") },
+  { name: "hub", load: () => import("./hub.ts") },
 ];
 
 /** Cores the rest of the machine may keep busy before the benches start. */
