@@ -783,6 +783,10 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     // Sent together and pipelined on the transaction's connection; they run in this order
     // (orders before their fills, the stored open trade before the new ones, journal last).
     const statements: Promise<unknown>[] = [];
+    // Plans from the current table sizes: a prepared statement's cached generic plan keeps
+    // whatever the tables looked like when it was made (no ANALYZE has run yet on a young
+    // database), e.g. a seq scan of a signals table that has since grown a hundredfold.
+    statements.push(tx.query("SET LOCAL plan_cache_mode = force_custom_plan"));
     statements.push(tx.query(
       `INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, broker_order_id, symbol,
                            side, quantity, order_type, time_in_force, limit_price, stop_price, status, broker_status,
@@ -859,6 +863,10 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
         [json(newTrades.map(trade)), userId, accountId],
       ));
     }
+    const touched = signals.filter((s) => s.id !== null);
+    // `s.id = ANY(…)` lets the planner find the rows by primary key: joined to the recordset
+    // alone (which it guesses at 100 rows), it prefers a seq scan of signals up to thousands of
+    // rows.
     statements.push(tx.query(
       `UPDATE signals s SET ordered_at = CASE WHEN x.ordered THEN x.ordered_at ELSE s.ordered_at END,
               status = COALESCE(x.status, s.status), reason = CASE WHEN x.status IS NULL THEN s.reason
@@ -867,8 +875,8 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
               finished_at = CASE WHEN x.terminal THEN COALESCE(s.finished_at, x.at) ELSE s.finished_at END
        FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, ordered boolean, ordered_at timestamptz, status text,
               reason text, terminal boolean, at timestamptz)
-       WHERE s.id = x.id`,
-      [json(signals.filter((s) => s.id !== null))],
+       WHERE s.id = x.id AND s.id = ANY($2::text::uuid[])`,
+      [json(touched), `{${touched.map((s) => s.id).join(",")}}`],
     ));
     statements.push(tx.query(
       `INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
