@@ -3,7 +3,8 @@
  * moved through their states by conditional updates (so two workers never both claim one).
  */
 import type { SignalInput } from "../lib/signal.ts";
-import type { Queryable } from "./client.ts";
+import { Batcher, type BatcherOptions, type BatchOutcome } from "./batcher.ts";
+import { isDbUnavailable, type Queryable } from "./client.ts";
 
 /** Where a signal came from. */
 export type SignalSource = "tradingview" | "signed";
@@ -117,6 +118,192 @@ export async function acceptSignal(
   );
   if (!again) throw new Error(`Cannot accept signal "${e.id}": its dedup row vanished`);
   return { duplicate: true, signalId: again.signal_id };
+}
+
+/** One request to accept a signal: what {@linkcode acceptSignal} takes. */
+export interface AcceptRequest {
+  envelope: SignalEnvelope;
+  signal: SignalInput;
+  dedupKey: string;
+  windowMs: number;
+  symbol: string;
+}
+
+/**
+ * Accepts signals with group commit: concurrent requests share ONE statement and ONE commit (a
+ * {@linkcode Batcher}), each with exactly {@linkcode acceptSignal}'s answer.
+ *
+ * - Two requests of a batch with the same user and dedup key are one signal: the first is
+ *   accepted (or found a duplicate) and the others answer duplicate with its id.
+ * - The database unreachable: every request of the batch fails with that error (a 503), none is
+ *   acknowledged.
+ * - Any other failure of the batch (one request's data the database refuses): each request is
+ *   tried again on its own, so only the one at fault fails.
+ */
+export class SignalAccepter {
+  readonly #db: Queryable;
+  readonly #batcher: Batcher<AcceptRequest, AcceptResult>;
+
+  constructor(db: Queryable, options: BatcherOptions = {}) {
+    this.#db = db;
+    this.#batcher = new Batcher((requests) => this.#acceptBatch(requests), options);
+  }
+
+  /** Accepts one signal, with whatever other requests are waiting. */
+  accept(request: AcceptRequest): Promise<AcceptResult> {
+    return this.#batcher.add(request);
+  }
+
+  async #acceptBatch(requests: readonly AcceptRequest[]): Promise<BatchOutcome<AcceptResult>[]> {
+    // The first request of each (user, dedup key) goes to the database; the rest follow it.
+    const leaders = new Map<string, number>();
+    const leaderOf = requests.map((r, i) => {
+      const key = `${r.envelope.userId}\n${r.dedupKey}`;
+      const leader = leaders.get(key);
+      if (leader !== undefined) return leader;
+      leaders.set(key, i);
+      return i;
+    });
+    const unique = [...leaders.values()];
+    let results: AcceptResult[];
+    try {
+      results = await acceptSignals(this.#db, unique.map((i) => requests[i]!));
+    } catch (error) {
+      if (isDbUnavailable(error)) throw error;
+      return await this.#oneByOne(requests);
+    }
+    const byLeader = new Map(unique.map((i, n) => [i, results[n]!]));
+    return requests.map((_, i) => {
+      const leader = byLeader.get(leaderOf[i]!)!;
+      return {
+        ok: true,
+        value: leaderOf[i] === i ? leader : { duplicate: true, signalId: leader.signalId },
+      };
+    });
+  }
+
+  /** After a failed batch: each request alone, in order, so only the one at fault fails. */
+  async #oneByOne(requests: readonly AcceptRequest[]): Promise<BatchOutcome<AcceptResult>[]> {
+    const outcomes: BatchOutcome<AcceptResult>[] = [];
+    for (const r of requests) {
+      try {
+        const value = await acceptSignal(this.#db, r.envelope, r.signal, {
+          dedupKey: r.dedupKey,
+          windowMs: r.windowMs,
+          symbol: r.symbol,
+        });
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        outcomes.push({ ok: false, error });
+      }
+    }
+    return outcomes;
+  }
+}
+
+/**
+ * {@linkcode acceptSignal} for many requests in ONE statement (one commit): each request's
+ * dedup row, signal and journal entry, and its answer, in the requests' order. The requests must
+ * have distinct (user, dedup key) pairs; the journal entries are written in the requests' order.
+ */
+export async function acceptSignals(
+  db: Queryable,
+  requests: readonly AcceptRequest[],
+): Promise<AcceptResult[]> {
+  if (requests.length === 0) return [];
+  const input = requests.map((r, n) => {
+    const e = r.envelope;
+    const s = r.signal;
+    return {
+      n,
+      id: e.id,
+      user_id: e.userId,
+      dedup_key: r.dedupKey,
+      window_ms: r.windowMs,
+      received_at: e.receivedAt.toISOString(),
+      account_id: e.accountId,
+      key_id: e.keyId,
+      source: e.source,
+      raw_body: e.rawBody,
+      account_alias: s.account,
+      ticker: s.ticker,
+      symbol: r.symbol,
+      action: s.action,
+      side: s.side,
+      quantity: s.quantity,
+      order_type: s.orderType,
+      time_in_force: s.timeInForce,
+      price: s.price,
+      limit_price: s.limitPrice,
+      stop_price: s.stopPrice,
+      take_profit: s.takeProfit,
+      stop_loss: s.stopLoss,
+      sender_id: s.senderId,
+      strategy: s.strategy,
+      comment: s.comment,
+      signal_time: s.time?.toISOString() ?? null,
+    };
+  });
+  // The dedup rows are locked in (user, key) order, so two instances' batches cannot deadlock.
+  const rows = await db.query<{ n: number; accepted: string | null; existing: string | null }>(
+    `WITH input AS (
+       SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(n int, id uuid, user_id uuid, dedup_key text,
+         window_ms double precision, received_at timestamptz, account_id uuid, key_id uuid, source text,
+         raw_body text, account_alias text, ticker text, symbol text, action text, side text, quantity numeric,
+         order_type text, time_in_force text, price numeric, limit_price numeric, stop_price numeric,
+         take_profit numeric, stop_loss numeric, sender_id text, strategy jsonb, comment text,
+         signal_time timestamptz)
+     ), dedup AS (
+       INSERT INTO signal_dedup AS d (user_id, dedup_key, signal_id, expires_at)
+       SELECT user_id, dedup_key, id, received_at + make_interval(secs => window_ms / 1000)
+       FROM input ORDER BY user_id, dedup_key
+       ON CONFLICT (user_id, dedup_key) DO UPDATE
+         SET signal_id = EXCLUDED.signal_id, expires_at = EXCLUDED.expires_at
+         WHERE d.expires_at <= (SELECT i.received_at FROM input i WHERE i.id = EXCLUDED.signal_id)
+       RETURNING signal_id
+     ), signal AS (
+       INSERT INTO signals (${SIGNAL_COLUMNS})
+       SELECT i.id, i.user_id, i.account_id, i.key_id, i.source, i.dedup_key, i.raw_body, i.account_alias,
+              i.ticker, i.symbol, i.action, i.side, i.quantity, i.order_type, i.time_in_force, i.price,
+              i.limit_price, i.stop_price, i.take_profit, i.stop_loss, i.sender_id, i.strategy, i.comment,
+              i.signal_time, 'accepted', NULL, i.received_at, i.received_at
+       FROM input i JOIN dedup ON dedup.signal_id = i.id
+       RETURNING id
+     ), journaled AS (
+       INSERT INTO journal (user_id, account_id, signal_id, event, data, at)
+       SELECT i.user_id, i.account_id, i.id, 'signal.accepted',
+              jsonb_build_object('dedup_key', i.dedup_key, 'source', i.source), i.received_at
+       FROM input i JOIN signal s ON s.id = i.id ORDER BY i.n
+     )
+     SELECT i.n, s.id AS accepted,
+            (SELECT d.signal_id FROM signal_dedup d WHERE d.user_id = i.user_id AND d.dedup_key = i.dedup_key)
+              AS existing
+     FROM input i LEFT JOIN signal s ON s.id = i.id`,
+    [JSON.stringify(input)],
+  );
+  if (rows.length !== requests.length) {
+    throw new Error(
+      `Cannot accept ${requests.length} signals: the statement answered ${rows.length}`,
+    );
+  }
+  const results: AcceptResult[] = new Array(requests.length);
+  for (const row of rows) {
+    const r = requests[row.n]!;
+    if (row.accepted) results[row.n] = { duplicate: false, signalId: row.accepted };
+    else if (row.existing) results[row.n] = { duplicate: true, signalId: row.existing };
+    else {
+      // The winner of a race committed after this statement's snapshot: read it in a new one.
+      const [again] = await db.query<{ signal_id: string }>(
+        "SELECT signal_id FROM signal_dedup WHERE user_id = $1 AND dedup_key = $2",
+        [r.envelope.userId, r.dedupKey],
+      );
+      if (!again) {
+        throw new Error(`Cannot accept signal "${r.envelope.id}": its dedup row vanished`);
+      }
+      results[row.n] = { duplicate: true, signalId: again.signal_id };
+    }
+  }
+  return results;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { EXPIRY_WARNING_MS } from "../lib/webhook_key.ts";
 import { audit, type AuditActor } from "./audit.ts";
+import { Batcher, type BatcherOptions } from "./batcher.ts";
 import type { Db, Queryable } from "./client.ts";
 import { isUuid } from "./users.ts";
 
@@ -99,7 +100,75 @@ export async function findKeyAndAccount(
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)`,
     [hash, now, alias],
   );
-  if (!row) return null;
+  return row ? keyAndAccount(row) : null;
+}
+
+/** One lookup of {@linkcode findKeysAndAccounts}: what {@linkcode findKeyAndAccount} takes. */
+export interface KeyLookup {
+  hash: Uint8Array;
+  alias: string;
+  now: Date;
+}
+
+/**
+ * {@linkcode findKeyAndAccount} for many lookups in ONE round trip, answers in their order
+ * (null for an unknown, revoked or expired key).
+ */
+export async function findKeysAndAccounts(
+  db: Queryable,
+  lookups: readonly KeyLookup[],
+): Promise<Array<KeyAndAccount | null>> {
+  if (lookups.length === 0) return [];
+  const input = lookups.map((l, n) => ({
+    n,
+    hash: hex(l.hash),
+    alias: l.alias,
+    now: l.now.toISOString(),
+  }));
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT x.n, k.id, k.user_id AS "userId", k.name, k.prefix, k.created_at AS "createdAt",
+            k.last_used_at AS "lastUsedAt", k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt",
+            k.replaced_by AS "replacedBy",
+            a.id AS "accountId", a.broker, a.symbol_map AS "symbolMap", a.micro_futures AS "microFutures"
+     FROM jsonb_to_recordset($1::text::jsonb) AS x(n int, hash text, alias text, now timestamptz)
+     JOIN webhook_keys k ON k.key_hash = decode(x.hash, 'hex')
+     LEFT JOIN broker_accounts a ON a.user_id = k.user_id AND a.alias = x.alias
+     WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > x.now)`,
+    [JSON.stringify(input)],
+  );
+  const found: Array<KeyAndAccount | null> = lookups.map(() => null);
+  for (const { n, ...row } of rows) found[n as number] = keyAndAccount(row);
+  return found;
+}
+
+/**
+ * Looks keys up with group commit's trick for reads: concurrent webhook requests share one
+ * round trip ({@linkcode Batcher}), each with {@linkcode findKeyAndAccount}'s answer. A failed
+ * lookup fails every request of its batch (the database is down: each answers 503).
+ */
+export class WebhookKeyFinder {
+  readonly #batcher: Batcher<KeyLookup, KeyAndAccount | null>;
+
+  constructor(db: Queryable, options: BatcherOptions = {}) {
+    this.#batcher = new Batcher(async (lookups) => {
+      const found = await findKeysAndAccounts(db, lookups);
+      return found.map((value) => ({ ok: true, value }));
+    }, options);
+  }
+
+  /** The active key with this hash and its user's account `alias`, as {@linkcode findKeyAndAccount}. */
+  find(hash: Uint8Array, alias: string, now: Date): Promise<KeyAndAccount | null> {
+    return this.#batcher.add({ hash, alias, now });
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+function keyAndAccount(row: Record<string, unknown>): KeyAndAccount {
   const { accountId, broker, symbolMap, microFutures, ...key } = row;
   return {
     key: key as unknown as WebhookKeyRow,

@@ -4,6 +4,8 @@ import { swaggerUI } from "@hono/swagger-ui";
 import type { Context } from "hono";
 import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
+import { SignalAccepter } from "../db/signals.ts";
+import { WebhookKeyFinder } from "../db/webhook_keys.ts";
 import { ApiError } from "../lib/errors.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { renderError } from "./_errors.ts";
@@ -44,6 +46,8 @@ const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   deps.metrics ??= createAppMetrics(deps.bus);
+  deps.webhookKeys ??= new WebhookKeyFinder(deps.db);
+  deps.signals ??= new SignalAccepter(deps.db);
 
   app.use(
     "*",

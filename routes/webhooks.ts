@@ -8,7 +8,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Queryable } from "../db/client.ts";
-import { acceptSignal, rejectSignal, type SignalEnvelope } from "../db/signals.ts";
+import { rejectSignal, type SignalEnvelope } from "../db/signals.ts";
 import { ApiError, type ErrorDetail } from "../lib/errors.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { serializeError } from "../lib/log.ts";
@@ -109,7 +109,7 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get("deps");
   const { config } = deps;
   // The account alias is looked up with the key in one round trip; it is validated below.
-  const { receivedAt, body, payload, db, found, signed } = await authenticateWebhook(c, {
+  const { receivedAt, body, payload, db, budget, found, signed } = await authenticateWebhook(c, {
     what: "alert",
     alias: (payload) =>
       typeof payload.account === "string" ? payload.account.trim().toLowerCase() : "paper",
@@ -172,13 +172,16 @@ async function receive(c: Context<AppEnv>): Promise<Response> {
     }]);
   }
 
-  const result = await acceptSignal(db, envelope, signal, {
+  // Committed with whatever other alerts arrive meanwhile (group commit); answered only after.
+  const result = await budget(deps.signals!.accept({
+    envelope,
+    signal,
     dedupKey: signed ? `webhook-id:${signed.id}` : await dedupKey(signal),
     windowMs: signed
       ? Math.max(SIGNED_DEDUP_WINDOW_MS, config.webhook.dedupWindowMs)
       : config.webhook.dedupWindowMs,
     symbol,
-  });
+  }));
   if (result.duplicate) {
     deps.log.info("Duplicate signal", { signal_id: result.signalId, user_id: key.userId });
     return c.json({ duplicate: true, signal_id: result.signalId }, 200);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createTestApp } from "../tests/_app.ts";
-import { createTestDb } from "../tests/_db.ts";
+import { DbUnavailableError } from "../db/client.ts";
+import { createTestDb, ENGINES } from "../tests/_db.ts";
 import { insertTrader } from "../tests/_fixtures.ts";
 
 function post(app: ReturnType<typeof createTestApp>["app"], body: unknown, ip?: string) {
@@ -50,3 +51,47 @@ Deno.test("without an allowlist any address may post", async () => {
   const event = test.events.find((e) => e.type === "signal.received");
   assert.equal(event?.userId, trader.userId);
 });
+
+for (const engine of ENGINES) {
+  Deno.test(`concurrent alerts each answer 503 and none is stored or dispatched when their batch cannot commit (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    let down = true;
+    // The key lookup answers; the accept's statement finds the database gone.
+    const db = new Proxy(t.db, {
+      get(target, prop) {
+        if (prop === "query") {
+          return (text: string, params?: readonly unknown[]) =>
+            down && text.includes("INSERT INTO signal_dedup")
+              ? Promise.reject(new DbUnavailableError("Cannot reach the database: refused"))
+              : target.query(text, params);
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await using test = createTestApp({ db });
+    const alert = (id: string) => ({
+      key: trader.key,
+      ticker: "AAPL",
+      action: "buy",
+      quantity: 1,
+      price: 190,
+      id,
+    });
+    const answers = await Promise.all(["a", "b", "c"].map((id) => post(test.app, alert(id))));
+    for (const res of answers) {
+      assert.equal(res.status, 503);
+      assert.equal((await res.json()).error.code, "SERVICE_UNAVAILABLE");
+    }
+    const [{ n }] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM signals") as [
+      { n: number },
+    ];
+    assert.equal(n, 0);
+    assert.equal(test.dispatched.length, 0);
+    down = false;
+    const again = await Promise.all(["a", "b", "a"].map((id) => post(test.app, alert(id))));
+    assert.deepEqual(again.map((r) => r.status).sort(), [200, 202, 202]);
+    assert.equal(test.dispatched.length, 2);
+  });
+}
