@@ -1172,9 +1172,8 @@ Deno.test("executor writes a burst of fresh paper market orders in one transacti
   const ids = await burst(h, payloads);
   for (const id of ids) assert.equal((await getSignal(h.db, id))?.status, "filled");
   assert.equal(counts.transactions, 1);
-  // One claim, then the transaction's statements (the first sets its plan mode); none of it
-  // grows with the burst.
-  assert.ok(counts.statements <= 9, `${counts.statements} statements`);
+  // One claim, then the transaction's statements; none of it grows with the burst.
+  assert.ok(counts.statements <= 8, `${counts.statements} statements`);
   assert.equal(eventsOf(h, "trade.created").length, ids.length);
 });
 

@@ -783,10 +783,6 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     // Sent together and pipelined on the transaction's connection; they run in this order
     // (orders before their fills, the stored open trade before the new ones, journal last).
     const statements: Promise<unknown>[] = [];
-    // Plans from the current table sizes: a prepared statement's cached generic plan keeps
-    // whatever the tables looked like when it was made (no ANALYZE has run yet on a young
-    // database), e.g. a seq scan of a signals table that has since grown a hundredfold.
-    statements.push(tx.query("SET LOCAL plan_cache_mode = force_custom_plan"));
     statements.push(tx.query(
       `INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, broker_order_id, symbol,
                            side, quantity, order_type, time_in_force, limit_price, stop_price, status, broker_status,
@@ -864,10 +860,11 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       ));
     }
     const touched = signals.filter((s) => s.id !== null);
-    // `s.id = ANY(…)` lets the planner find the rows by primary key: joined to the recordset
-    // alone (which it guesses at 100 rows), it prefers a seq scan of signals up to thousands of
-    // rows.
-    statements.push(tx.query(
+    // The signals are unfinished (the executor claimed them): saying so lets the plan go through
+    // the small signals_unfinished index. Joined to the recordset alone (guessed at 100 rows) the
+    // planner seq-scans signals while it believes the table small, and a prepared statement's
+    // generic plan keeps that belief until an ANALYZE, long after the table has grown.
+    const updated = tx.query<{ id: string }>(
       `UPDATE signals s SET ordered_at = CASE WHEN x.ordered THEN x.ordered_at ELSE s.ordered_at END,
               status = COALESCE(x.status, s.status), reason = CASE WHEN x.status IS NULL THEN s.reason
                 ELSE COALESCE(x.reason, s.reason) END,
@@ -875,9 +872,21 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
               finished_at = CASE WHEN x.terminal THEN COALESCE(s.finished_at, x.at) ELSE s.finished_at END
        FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, ordered boolean, ordered_at timestamptz, status text,
               reason text, terminal boolean, at timestamptz)
-       WHERE s.id = x.id AND s.id = ANY($2::text::uuid[])`,
+       WHERE s.id = x.id AND s.id = ANY($2::text::uuid[])
+         AND s.status IN ('accepted', 'executing', 'placed')
+       RETURNING s.id`,
       [json(touched), `{${touched.map((s) => s.id).join(",")}}`],
-    ));
+    );
+    statements.push(updated.then((rows) => {
+      if (rows.length !== touched.length) {
+        // Memory is ahead of a record that changed under it: roll back; the caller crashes.
+        throw new Error(
+          `Cannot record settled orders: ${
+            touched.length - rows.length
+          } of their signals are finished already`,
+        );
+      }
+    }));
     statements.push(tx.query(
       `INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
        SELECT $2, $3, x.signal_id, x.order_id, x.event, x.data, x.at

@@ -3,7 +3,13 @@ import { uuidv7 } from "../lib/ids.ts";
 import { validateSignal } from "../lib/signal.ts";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
 import { insertTrader } from "../tests/_fixtures.ts";
-import { lastPrice } from "./executions.ts";
+import {
+  claimBatchForExecution,
+  lastPrice,
+  recordSettledOrders,
+  setSignalStatus,
+  type SettledOrder,
+} from "./executions.ts";
 import { acceptSignal } from "./signals.ts";
 
 for (const engine of ENGINES) {
@@ -44,5 +50,90 @@ for (const engine of ENGINES) {
     );
     assert.equal(await lastPrice(t.db, "AAPL"), "192", "a newer recorded price wins");
     assert.equal(await lastPrice(t.db, "MSFT"), null);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: a settled batch whose signal was finished meanwhile writes nothing and fails`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+    assert.ok(r.ok);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const signalIds: string[] = [];
+    for (const key of ["a", "b"]) {
+      const id = uuidv7(at.getTime());
+      signalIds.push(id);
+      await acceptSignal(
+        t.db,
+        {
+          id,
+          userId: trader.userId,
+          accountId: trader.accountId,
+          keyId: null,
+          source: "tradingview",
+          rawBody: "{}",
+          receivedAt: at,
+        },
+        r.signal,
+        { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
+      );
+    }
+    const claimed = await claimBatchForExecution(t.db, signalIds, trader.accountId, at);
+    assert.equal(claimed.size, 2);
+    // Finished by someone else between the claim and the write.
+    await setSignalStatus(t.db, signalIds[1]!, "rejected", "gone", at, {
+      userId: trader.userId,
+      accountId: trader.accountId,
+    });
+    const settled = (signalId: string): SettledOrder => {
+      const orderId = uuidv7(at.getTime());
+      return {
+        order: {
+          id: orderId,
+          userId: trader.userId,
+          accountId: trader.accountId,
+          signalId,
+          parentId: null,
+          leg: "entry",
+          clientOrderId: signalId,
+          symbol: "AAPL",
+          side: "buy",
+          quantity: "1",
+          orderType: "market",
+          timeInForce: "day",
+          limitPrice: null,
+          stopPrice: null,
+        },
+        createdAt: at,
+        update: {
+          userId: trader.userId,
+          accountId: trader.accountId,
+          orderId,
+          signalId,
+          symbol: "AAPL",
+          side: "buy",
+          status: "filled",
+          brokerStatus: "filled",
+          brokerOrderId: `paper-${signalId}`,
+          filledQuantity: "1",
+          averageFillPrice: "190",
+          reason: null,
+          fills: [],
+          signalStatus: { status: "filled", reason: null },
+          at,
+        },
+      };
+    };
+    await assert.rejects(
+      recordSettledOrders(t.db, signalIds.map(settled)),
+      /1 of their signals are finished already/,
+    );
+    const [orders] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM orders");
+    assert.equal(orders!.n, 0);
+    const statuses = await t.db.query<{ status: string }>(
+      "SELECT status FROM signals ORDER BY id",
+    );
+    assert.deepEqual(statuses.map((s) => s.status).sort(), ["executing", "rejected"]);
   });
 }
