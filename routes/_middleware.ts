@@ -22,7 +22,8 @@ export function requestId(deps: AppDeps): MiddlewareHandler<AppEnv> {
     c.set("deps", deps);
     c.set("requestId", id);
     await next();
-    c.header("X-Request-ID", id);
+    // On the final response's headers: `c.header` after `next` copies the whole Response.
+    c.res.headers.set("X-Request-ID", id);
   });
 }
 
@@ -32,9 +33,10 @@ export function timing(): MiddlewareHandler<AppEnv> {
     const started = performance.now();
     c.set("startedAt", started);
     await next();
-    const ms = performance.now() - started;
-    c.header("Server-Timing", `app;dur=${ms.toFixed(1)}`);
-    c.header("X-Response-Time", `${ms.toFixed(1)}ms`);
+    const ms = (performance.now() - started).toFixed(1);
+    const headers = c.res.headers; // not c.header: after `next` it copies the Response each time
+    headers.set("Server-Timing", `app;dur=${ms}`);
+    headers.set("X-Response-Time", `${ms}ms`);
   });
 }
 
