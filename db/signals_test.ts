@@ -6,6 +6,7 @@ import { insertTrader } from "../tests/_fixtures.ts";
 import { DbUnavailableError, isDbUnavailable, type Queryable, type Row } from "./client.ts";
 import { openPostgres } from "./postgres.ts";
 import {
+  type AcceptOutcome,
   type AcceptRequest,
   type AcceptResult,
   acceptSignal,
@@ -224,6 +225,12 @@ function watched(db: Queryable, fail: () => Error | null = () => null) {
   return { db: q, statements };
 }
 
+/** The accepter's answer, which must not be `stale` (no request here has a check). */
+function settled(outcome: AcceptOutcome): AcceptResult {
+  assert.ok(!("stale" in outcome), "not stale");
+  return outcome;
+}
+
 function request(
   trader: { userId: string; accountId: string },
   at: Date,
@@ -391,7 +398,7 @@ for (const engine of ENGINES) {
     );
     assert.equal(await countRows(t.db, "signals"), 0);
     down = false;
-    const again = await Promise.all(burst.map((r) => accepter.accept(r)));
+    const again = (await Promise.all(burst.map((r) => accepter.accept(r)))).map(settled);
     assert.ok(again.every((r) => !r.duplicate));
     assert.equal(await countRows(t.db, "signals"), 3);
   });
@@ -409,7 +416,7 @@ Deno.test("postgres: the accepter fails a whole batch as unavailable when the se
   try {
     const accepter = new SignalAccepter(db);
     const at = new Date();
-    assert.equal((await accepter.accept(request(trader, at, "id:before"))).duplicate, false);
+    assert.equal(settled(await accepter.accept(request(trader, at, "id:before"))).duplicate, false);
     proxy.cut();
     const burst = [1, 2, 3, 4].map((i) => request(trader, at, `id:down-${i}`));
     const results = await Promise.allSettled(burst.map((r) => accepter.accept(r)));
@@ -421,8 +428,9 @@ Deno.test("postgres: the accepter fails a whole batch as unavailable when the se
     proxy.restore();
     let accepted: AcceptResult | undefined;
     for (let i = 0; i < 50 && !accepted; i++) {
-      accepted = await accepter.accept(request(trader, new Date(), "id:down-1")).catch(() =>
-        undefined
+      accepted = await accepter.accept(request(trader, new Date(), "id:down-1")).then(
+        settled,
+        () => undefined,
       );
     }
     assert.equal(accepted?.duplicate, false);
@@ -436,14 +444,79 @@ Deno.test("postgres: 100 identical signals at once through the accepter are acce
   const trader = await insertTrader(t.db);
   const accepters = [new SignalAccepter(t.db), new SignalAccepter(t.db)]; // two instances
   const at = new Date();
-  const results = await Promise.all(
+  const results = (await Promise.all(
     Array.from(
       { length: 100 },
       (_, i) => accepters[i % 2]!.accept(request(trader, at, "sha256:same")),
     ),
-  );
+  )).map(settled);
   const accepted = results.filter((r) => !r.duplicate);
   assert.equal(accepted.length, 1);
   assert.ok(results.every((r) => r.signalId === accepted[0]!.signalId));
   assert.equal(await countRows(t.db, "signals"), 1);
 });
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: a checked accept writes nothing and answers stale when its key was revoked or its account changed`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const accepter = new SignalAccepter(t.db);
+    const at = new Date();
+    const check = { alias: "paper", broker: "paper", symbolMap: {}, microFutures: false };
+    const checked = (key: string, extra: Partial<AcceptRequest> = {}): AcceptRequest => {
+      const r = request(trader, at, key);
+      return { ...r, envelope: { ...r.envelope, keyId: trader.keyId }, check, ...extra };
+    };
+    assert.equal(settled(await accepter.accept(checked("id:ok"))).duplicate, false);
+    // The account's settings changed since the caller read them: its symbol map, its alias.
+    await t.db.query(`UPDATE broker_accounts SET symbol_map = '{"AAPL":"AAPL2"}' WHERE id = $1`, [
+      trader.accountId,
+    ]);
+    const burst = await Promise.all([
+      accepter.accept(checked("id:stale")),
+      accepter.accept(checked("id:stale")), // follows the first
+      accepter.accept(checked("id:fresh", { check: { ...check, symbolMap: { AAPL: "AAPL2" } } })),
+      accepter.accept(checked("id:alias", { check: { ...check, alias: "other" } })),
+      accepter.accept({ ...request(trader, at, "id:unchecked") }),
+    ]);
+    assert.deepEqual(burst.map((r) => "stale" in r ? "stale" : r.duplicate), [
+      "stale",
+      "stale",
+      false,
+      "stale",
+      false,
+    ]);
+    await t.db.query("UPDATE webhook_keys SET revoked_at = now() WHERE id = $1", [trader.keyId]);
+    const revoked = await accepter.accept(
+      checked("id:revoked", { check: { ...check, symbolMap: { AAPL: "AAPL2" } } }),
+    );
+    assert.deepEqual(revoked, { stale: true });
+    const keys = await t.db.query<{ dedup_key: string }>(
+      "SELECT dedup_key FROM signals ORDER BY dedup_key",
+    );
+    assert.deepEqual(keys.map((k) => k.dedup_key), ["id:fresh", "id:ok", "id:unchecked"]);
+    assert.equal(await countRows(t.db, "signal_dedup"), 3);
+    assert.equal(await countRows(t.db, "journal"), 3);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: the accepter does not send a request whose caller stopped waiting`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const w = watched(t.db);
+    const accepter = new SignalAccepter(w.db);
+    const at = new Date();
+    const past = { ...request(trader, at, "id:late"), deadline: performance.now() - 1 };
+    const current = { ...request(trader, at, "id:current"), deadline: performance.now() + 60_000 };
+    const [late, ok] = await Promise.allSettled([accepter.accept(past), accepter.accept(current)]);
+    assert.equal(late.status, "rejected");
+    assert.ok(isDbUnavailable((late as PromiseRejectedResult).reason));
+    assert.deepEqual(ok, {
+      status: "fulfilled",
+      value: { duplicate: false, signalId: current.envelope.id },
+    });
+    assert.equal(w.statements.length, 1);
+    assert.equal(await countRows(t.db, "signals"), 1);
+  });
+}

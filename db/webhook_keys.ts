@@ -6,7 +6,7 @@
 import { EXPIRY_WARNING_MS } from "../lib/webhook_key.ts";
 import { audit, type AuditActor } from "./audit.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
-import type { Db, Queryable } from "./client.ts";
+import { type Db, isDbUnavailable, type Queryable } from "./client.ts";
 import { isUuid } from "./users.ts";
 
 /** Most keys a user may have active at once (expired and revoked ones do not count). */
@@ -141,24 +141,94 @@ export async function findKeysAndAccounts(
   return found;
 }
 
+/** Options of {@linkcode WebhookKeyFinder}. */
+export interface WebhookKeyFinderOptions extends BatcherOptions {
+  /** How long a found key and account may be answered from memory (default 60 s). */
+  cacheMs?: number;
+  /** Most keys kept in memory (default 10,000; the oldest go first). */
+  cacheSize?: number;
+  /** The clock of the cache (ms); default `performance.now`. */
+  now?: () => number;
+}
+
 /**
- * Looks keys up with group commit's trick for reads: concurrent webhook requests share one
- * round trip ({@linkcode Batcher}), each with {@linkcode findKeyAndAccount}'s answer. A failed
- * lookup fails every request of its batch (the database is down: each answers 503).
+ * Looks keys up by hash for the webhooks: concurrent requests share one round trip
+ * ({@linkcode Batcher}), each with {@linkcode findKeyAndAccount}'s answer, and a lookup may ask
+ * for a cached answer instead.
+ *
+ * A cached answer can be stale (the key revoked, the account changed a moment ago), so only a
+ * caller that checks it again where it counts may ask for one: the signal webhook does, in the
+ * statement that accepts the signal ({@linkcode acceptSignals}), and looks again
+ * (`cached: false`) when that check fails. Only answers with an account are kept, and none is
+ * answered from memory after the database failed until a lookup reaches it again
+ * ({@linkcode WebhookKeyFinder.distrust}). A failed lookup fails every request of its batch (the
+ * database is down: each answers 503).
  */
 export class WebhookKeyFinder {
   readonly #batcher: Batcher<KeyLookup, KeyAndAccount | null>;
+  readonly #cache = new Map<string, { found: KeyAndAccount; until: number }>();
+  readonly #cacheMs: number;
+  readonly #cacheSize: number;
+  readonly #now: () => number;
+  /** False from a database failure until a lookup succeeds again. */
+  #trusted = true;
 
-  constructor(db: Queryable, options: BatcherOptions = {}) {
+  constructor(db: Queryable, options: WebhookKeyFinderOptions = {}) {
     this.#batcher = new Batcher(async (lookups) => {
-      const found = await findKeysAndAccounts(db, lookups);
+      let found: Array<KeyAndAccount | null>;
+      try {
+        found = await findKeysAndAccounts(db, lookups);
+      } catch (error) {
+        if (isDbUnavailable(error)) this.#trusted = false;
+        throw error;
+      }
+      this.#trusted = true;
       return found.map((value) => ({ ok: true, value }));
     }, options);
+    this.#cacheMs = options.cacheMs ?? 60_000;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#now = options.now ?? (() => performance.now());
   }
 
-  /** The active key with this hash and its user's account `alias`, as {@linkcode findKeyAndAccount}. */
-  find(hash: Uint8Array, alias: string, now: Date): Promise<KeyAndAccount | null> {
-    return this.#batcher.add({ hash, alias, now });
+  /**
+   * The active key with this hash and its user's account `alias`, as
+   * {@linkcode findKeyAndAccount}; with `cached`, possibly from memory (see the class).
+   */
+  async find(
+    hash: Uint8Array,
+    alias: string,
+    now: Date,
+    options: { cached?: boolean } = {},
+  ): Promise<KeyAndAccount | null> {
+    const id = `${hex(hash)}\n${alias}`;
+    if (options.cached && this.#trusted) {
+      const entry = this.#cache.get(id);
+      const expiresAt = entry?.found.key.expiresAt;
+      if (
+        entry && entry.until > this.#now() &&
+        (!expiresAt || expiresAt.getTime() > now.getTime())
+      ) {
+        return entry.found;
+      }
+    }
+    const found = await this.#batcher.add({ hash, alias, now });
+    this.#cache.delete(id);
+    if (found?.account && this.#cacheMs > 0) {
+      if (this.#cache.size >= this.#cacheSize) {
+        this.#cache.delete(this.#cache.keys().next().value!);
+      }
+      this.#cache.set(id, { found, until: this.#now() + this.#cacheMs });
+    }
+    return found;
+  }
+
+  /**
+   * Stops answering from memory until a lookup reaches the database again: while it is
+   * unreachable, a request must wait on a lookup (and time out) rather than go straight to a
+   * statement that could commit, unacknowledged, once the database is back.
+   */
+  distrust(): void {
+    this.#trusted = false;
   }
 }
 

@@ -199,3 +199,78 @@ for (const engine of ENGINES) {
     assert.equal((await finder.find(usable, "paper", new Date(NOW)))?.account?.id, ann.accountId);
   });
 }
+
+for (const engine of ENGINES) {
+  Deno.test(`the key finder answers from memory only when asked, only keys with an account, until its time is up (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const hash = await storedKey(t.db, ann.userId);
+    let statements = 0;
+    const counted: Queryable = {
+      query: (text, params) => {
+        statements++;
+        return t.db.query(text, params);
+      },
+    };
+    let clock = 0;
+    const finder = new WebhookKeyFinder(counted, { cacheMs: 1_000, now: () => clock });
+    const now = new Date(NOW);
+    const first = await finder.find(hash, "paper", now, { cached: true });
+    assert.equal(first?.account?.id, ann.accountId);
+    assert.equal(statements, 1);
+    assert.equal(await finder.find(hash, "paper", now, { cached: true }), first);
+    assert.equal(statements, 1, "answered from memory");
+    // Not asked for a cached answer: the database, which sees the revocation.
+    await t.db.query("UPDATE webhook_keys SET revoked_at = now() WHERE key_hash = $1", [hash]);
+    assert.equal(await finder.find(hash, "paper", now), null);
+    assert.equal(statements, 2);
+    assert.equal(await finder.find(hash, "paper", now, { cached: true }), null, "forgotten");
+    assert.equal(statements, 3);
+    // A key without the account asked for is never kept.
+    await t.db.query("UPDATE webhook_keys SET revoked_at = NULL WHERE key_hash = $1", [hash]);
+    assert.equal((await finder.find(hash, "nope", now, { cached: true }))?.account, null);
+    assert.equal((await finder.find(hash, "nope", now, { cached: true }))?.account, null);
+    assert.equal(statements, 5);
+    // Kept until its time is up, or the key's own expiry.
+    assert.ok(await finder.find(hash, "paper", now, { cached: true }));
+    clock = 999;
+    assert.ok(await finder.find(hash, "paper", now, { cached: true }));
+    assert.equal(statements, 6);
+    clock = 1_000;
+    assert.ok(await finder.find(hash, "paper", now, { cached: true }));
+    assert.equal(statements, 7);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`the key finder answers nothing from memory after a database failure until a lookup succeeds (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const hash = await storedKey(t.db, ann.userId);
+    let statements = 0;
+    let down = false;
+    const flaky: Queryable = {
+      query: (text, params) => {
+        statements++;
+        return down
+          ? Promise.reject(new DbUnavailableError("Cannot reach the database: refused"))
+          : t.db.query(text, params);
+      },
+    };
+    const finder = new WebhookKeyFinder(flaky);
+    const now = new Date(NOW);
+    const cached = () => finder.find(hash, "paper", now, { cached: true });
+    assert.ok(await cached());
+    assert.ok(await cached());
+    assert.equal(statements, 1);
+    finder.distrust(); // another statement found the database gone
+    down = true;
+    await assert.rejects(cached(), (e) => isDbUnavailable(e));
+    await assert.rejects(cached(), (e) => isDbUnavailable(e), "still not from memory");
+    down = false;
+    assert.ok(await cached());
+    assert.equal(statements, 4);
+    assert.ok(await cached());
+    assert.equal(statements, 4, "from memory again");
+  });
+}

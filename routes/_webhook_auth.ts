@@ -45,8 +45,15 @@ export interface AuthenticatedWebhook {
   db: Queryable;
   /** `promise`, failing as unavailable once the request's database budget is spent. */
   budget<T>(promise: Promise<T>): Promise<T>;
-  /** The key and the account named by `alias`. */
+  /** When that budget is spent (`performance.now()` ms). */
+  deadline: number;
+  /**
+   * The key and the account named by `alias`; with `cachedKey`, possibly from a moment ago (see
+   * {@linkcode AuthenticateOptions.cachedKey}).
+   */
   found: KeyAndAccount;
+  /** Looks the key and account up again in the database (within the budget); null: gone. */
+  refresh(): Promise<KeyAndAccount | null>;
   /** The signature headers when the sender signed. */
   signed: SignatureHeaders | null;
 }
@@ -57,6 +64,11 @@ export interface AuthenticateOptions {
   what: string;
   /** The broker account alias to look up with the key, read from the payload. */
   alias: (payload: Record<string, unknown>) => string;
+  /**
+   * The key and account may come from memory (no round trip): for a caller that checks them
+   * again in the statement that acts on them, and calls `refresh` when that check fails.
+   */
+  cachedKey?: boolean;
 }
 
 /**
@@ -109,10 +121,13 @@ export async function authenticateWebhook(
     );
   if (!looksLikeWebhookKey(payload.key)) throw noKey();
   // Concurrent requests share one lookup (a batch); a lone one goes at once.
+  const hash = sha256Sync(payload.key);
+  const alias = options.alias(payload);
   const found = await budget(
-    deps.webhookKeys!.find(sha256Sync(payload.key), options.alias(payload), receivedAt),
+    deps.webhookKeys!.find(hash, alias, receivedAt, { cached: options.cachedKey }),
   );
   if (!found) throw noKey();
+  const refresh = () => budget(deps.webhookKeys!.find(hash, alias, receivedAt, { cached: false }));
   const { key } = found;
   const signed = signatureHeaders(c, what);
   if (signed) {
@@ -139,6 +154,7 @@ export async function authenticateWebhook(
   for (const [k, v] of Object.entries(rateHeaders)) c.header(k, v);
 
   if (key.lastUsedAt === null || receivedAt.getTime() - key.lastUsedAt.getTime() > 60_000) {
+    key.lastUsedAt = receivedAt; // a cached key is shared: the next requests need not touch it
     touchWebhookKey(deps.db, key.id, receivedAt).catch((error) =>
       deps.log.warning("Cannot record webhook key use", {
         key_id: key.id,
@@ -146,7 +162,7 @@ export async function authenticateWebhook(
       })
     );
   }
-  return { receivedAt, body, payload, db, budget, found, signed };
+  return { receivedAt, body, payload, db, budget, deadline: end, found, refresh, signed };
 }
 
 /** `db` whose queries fail as unavailable (a 503) once `end` (performance.now()) has passed. */

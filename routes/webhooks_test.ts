@@ -95,3 +95,42 @@ for (const engine of ENGINES) {
     assert.equal(test.dispatched.length, 2);
   });
 }
+
+for (const engine of ENGINES) {
+  Deno.test(`an alert is never accepted on a remembered key or account that changed: a revoked key answers 401, a new symbol map is used (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    await using test = createTestApp({ db: t.db });
+    const alert = (id: string) => ({
+      key: trader.key,
+      ticker: "AAPL",
+      action: "buy",
+      quantity: 1,
+      price: 190,
+      id,
+    });
+    assert.equal((await post(test.app, alert("first"))).status, 202); // key and account remembered
+    await t.db.query(`UPDATE broker_accounts SET symbol_map = '{"AAPL":"AAPL.X"}' WHERE id = $1`, [
+      trader.accountId,
+    ]);
+    const remapped = await post(test.app, alert("remapped"));
+    assert.equal(remapped.status, 202);
+    const { signal_id } = await remapped.json();
+    const [row] = await t.db.query<{ symbol: string }>("SELECT symbol FROM signals WHERE id = $1", [
+      signal_id,
+    ]);
+    assert.equal(row?.symbol, "AAPL.X");
+
+    await t.db.query("UPDATE webhook_keys SET revoked_at = now() WHERE id = $1", [trader.keyId]);
+    const revoked = await post(test.app, alert("revoked"));
+    assert.equal(revoked.status, 401);
+    assert.equal((await revoked.json()).error.code, "AUTHENTICATION_REQUIRED");
+    // Nor is a refused alert journaled under a revoked key.
+    const invalid = await post(test.app, { key: trader.key, ticker: "AAPL", action: "hold" });
+    assert.equal(invalid.status, 401);
+    const [{ n }] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM signals") as [
+      { n: number },
+    ];
+    assert.equal(n, 2);
+  });
+}
