@@ -4,8 +4,9 @@ import { validateSignal } from "../lib/signal.ts";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
 import { insertTrader } from "../tests/_fixtures.ts";
 import {
-  claimBatchForExecution,
+  claimForExecution,
   lastPrice,
+  readBatchForExecution,
   recordSettledOrders,
   setSignalStatus,
   type SettledOrder,
@@ -79,8 +80,8 @@ for (const engine of ENGINES) {
         { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
       );
     }
-    const claimed = await claimBatchForExecution(t.db, signalIds, trader.accountId, at);
-    assert.equal(claimed.size, 2);
+    const read = await readBatchForExecution(t.db, signalIds, trader.accountId);
+    assert.deepEqual([...read.keys()].sort(), [...signalIds].sort());
     // Finished by someone else between the claim and the write.
     await setSignalStatus(t.db, signalIds[1]!, "rejected", "gone", at, {
       userId: trader.userId,
@@ -127,13 +128,63 @@ for (const engine of ENGINES) {
     };
     await assert.rejects(
       recordSettledOrders(t.db, signalIds.map(settled)),
-      /1 of their signals are finished already/,
+      /some of their signals are finished already/,
     );
     const [orders] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM orders");
     assert.equal(orders!.n, 0);
     const statuses = await t.db.query<{ status: string }>(
       "SELECT status FROM signals ORDER BY id",
     );
-    assert.deepEqual(statuses.map((s) => s.status).sort(), ["executing", "rejected"]);
+    assert.deepEqual(statuses.map((s) => s.status).sort(), ["accepted", "rejected"]);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: a batch read returns the accepted signals with their switches, and claims nothing`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 2, price: 190 });
+    assert.ok(r.ok);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const ids: string[] = [];
+    for (const key of ["a", "b", "c"]) {
+      const id = uuidv7(at.getTime());
+      ids.push(id);
+      await acceptSignal(
+        t.db,
+        {
+          id,
+          userId: trader.userId,
+          accountId: trader.accountId,
+          keyId: null,
+          source: "tradingview",
+          rawBody: "{}",
+          receivedAt: at,
+        },
+        r.signal,
+        { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
+      );
+    }
+    await claimForExecution(t.db, ids[1]!, trader.accountId, at, { recovering: false });
+    await t.db.query("UPDATE broker_accounts SET kill_switch = true WHERE id = $1", [
+      trader.accountId,
+    ]);
+    const read = await readBatchForExecution(
+      t.db,
+      [ids[0]!, ids[1]!, ids[2]!, uuidv7()],
+      trader.accountId,
+    );
+    assert.deepEqual([...read.keys()].sort(), [ids[0]!, ids[2]!].sort(), "accepted ones only");
+    const claim = read.get(ids[0]!)!;
+    assert.equal(claim.signal.quantity, "2");
+    assert.equal(claim.signal.symbol, "AAPL");
+    assert.equal(claim.order, null);
+    assert.equal(claim.accountKillSwitch, true);
+    assert.equal(claim.globalKillSwitch, false);
+    const statuses = await t.db.query<{ status: string }>(
+      "SELECT status FROM signals WHERE id = ANY($1::text::uuid[]) ORDER BY id",
+      [`{${ids.join(",")}}`],
+    );
+    assert.deepEqual(statuses.map((s) => s.status).sort(), ["accepted", "accepted", "executing"]);
   });
 }
