@@ -21,6 +21,7 @@ import {
   type Claim,
   claimForExecution,
   createOrder,
+  ExecutionBatches,
   type ExecutorAccount,
   getAccount,
   getOrderByClientOrderId,
@@ -30,10 +31,8 @@ import {
   openOrders,
   type OrderRow,
   type OrderUpdate,
-  readBatchForExecution,
   realizedSince,
   recordOrderUpdate,
-  recordSettledOrders,
   setSignalStatus,
   type SettledOrder,
 } from "../db/executions.ts";
@@ -93,6 +92,11 @@ export interface ExecutorDeps {
   pollIntervalMs?: number;
   /** Breaker timings (tests shorten them). */
   breaker?: { failureThreshold?: number; windowMs?: number; cooldownMs?: number };
+  /**
+   * The batch reads and writes of every executor, shared so that the batches of several
+   * accounts go to the database together; without it, each executor's go alone.
+   */
+  batches?: ExecutionBatches;
   random?: () => number;
 }
 
@@ -157,6 +161,7 @@ export function executorBehavior(
   deps: ExecutorDeps,
 ): Behavior<State, ExecutorCommand> {
   const { db, clock } = deps;
+  const batches = deps.batches ?? new ExecutionBatches(db);
   const backoff = deps.retryBackoffMs ?? [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
   const random = deps.random ?? Math.random;
 
@@ -435,7 +440,7 @@ export function executorBehavior(
     const now = new Date(clock.now());
     const ids = [...new Set(told)]; // a signal told twice (a sweep's re-dispatch) runs once
     // Read, not claimed: the write of the hot fills claims them; the others are claimed below.
-    const claims = await readBatchForExecution(db, ids, accountId);
+    const claims = await batches.read(ids, accountId);
     const run: HotFill[] = [];
     for (const id of ids) {
       const read = claims.get(id);
@@ -564,7 +569,7 @@ export function executorBehavior(
       createdAt: f.createdAt,
       update: f.settled.update,
     }));
-    await recordSettledOrders(db, batch);
+    await batches.write(batch);
     for (const f of run) {
       await breakerResult(state, "success", ctx);
       announce(state, f.row, f.placed, f.settled);

@@ -4,7 +4,8 @@
  * journal) are written in ONE transaction, so the record never shows half of a fill.
  */
 import type { OrderStatus } from "../brokers/broker.ts";
-import type { Db, Queryable, Tx } from "./client.ts";
+import { Batcher, type BatcherOptions, type BatchOutcome } from "./batcher.ts";
+import { type Db, isDbUnavailable, type Queryable, type Tx } from "./client.ts";
 import { SIGNAL_ROW_COLUMNS, type SignalRow, type SignalStatus } from "./signals.ts";
 
 /** A broker account as the executor needs it. */
@@ -133,7 +134,7 @@ export function fewRows(recordset: string): string {
 /**
  * Reads fresh signals for a batch in ONE statement, without claiming them: the claims of the
  * `accepted` ones (absent: finished, or not this executor's any more), with their order if one
- * was written and the kill switches. The batch's write claims them ({@linkcode
+ * was written and the kill switches of `accountId`. The batch's write claims them ({@linkcode
  * recordSettledOrders} fails unless they are still unfinished); a signal that goes the
  * one-by-one way is claimed with {@linkcode claimForExecution} first.
  */
@@ -142,28 +143,99 @@ export async function readBatchForExecution(
   signalIds: readonly string[],
   accountId: string,
 ): Promise<Map<string, Claim>> {
-  const claims = new Map<string, Claim>();
-  if (signalIds.length === 0) return claims;
+  const [claims] = await readBatchesForExecution(db, [{ signalIds, accountId }]);
+  return claims!;
+}
+
+/** One executor's batch to read: {@linkcode readBatchForExecution}'s arguments. */
+export interface BatchRead {
+  signalIds: readonly string[];
+  accountId: string;
+}
+
+/** {@linkcode readBatchForExecution} for several executors' batches in ONE statement. */
+export async function readBatchesForExecution(
+  db: Queryable,
+  reads: readonly BatchRead[],
+): Promise<Map<string, Claim>[]> {
+  const input = reads.flatMap((r, batch) =>
+    r.signalIds.map((id) => ({ id, batch, account: r.accountId }))
+  )
+    .map((x, n) => ({ ...x, n }));
+  const claims = reads.map(() => new Map<string, Claim>());
+  if (input.length === 0) return claims;
   const rows = await db.query<Record<string, unknown>>(
-    `SELECT c.*,
-            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = $2), true) AS "accountKillSwitch",
+    `SELECT c.*, few.batch AS "readBatch",
+            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = few.account), true) AS "accountKillSwitch",
             COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
               AS "globalKillSwitch",
             ${CLAIMED_ORDER}
-     FROM (SELECT ${SIGNAL_ROW_COLUMNS} FROM signals
-           WHERE id IN (SELECT few.id FROM ${
-      fewRows("jsonb_to_recordset($1::text::jsonb) AS few(n int, id uuid)")
-    } few)) c
+     FROM ${
+      fewRows("jsonb_to_recordset($1::text::jsonb) AS few(n int, id uuid, batch int, account uuid)")
+    } few
+     JOIN LATERAL (SELECT ${SIGNAL_ROW_COLUMNS} FROM signals WHERE id = few.id) c ON true
      LEFT JOIN orders o ON o.client_order_id = c.id::text`,
-    [JSON.stringify(signalIds.map((id, n) => ({ n, id }))), accountId],
+    [JSON.stringify(input)],
   );
-  for (const row of rows) {
+  for (const { readBatch, ...row } of rows) {
     const claim = claimFromRow(row);
     // Filtered here, not in SQL: a status condition lets the planner walk the whole
     // signals_unfinished index, dead entries and all, instead of looking the ids up.
-    if (claim.signal.status === "accepted") claims.set(claim.signal.id, claim);
+    if (claim.signal.status === "accepted") {
+      claims[readBatch as number]!.set(claim.signal.id, claim);
+    }
   }
   return claims;
+}
+
+/**
+ * The executors' reads and writes with group commit ({@linkcode Batcher}) across executors: the
+ * batches of several accounts that are ready at once are read in one statement and written in
+ * one statement (one commit). Each executor still gets exactly its own answer: a write that
+ * fails because of one executor's data is retried per executor, so only that one fails; the
+ * database unreachable fails them all.
+ */
+export class ExecutionBatches {
+  readonly #reads: Batcher<BatchRead, Map<string, Claim>>;
+  readonly #writes: Batcher<readonly SettledOrder[], void>;
+
+  constructor(db: Queryable, options: BatcherOptions = {}) {
+    this.#reads = new Batcher(async (reads) => {
+      const claims = await readBatchesForExecution(db, reads);
+      return claims.map((value) => ({ ok: true, value }));
+    }, options);
+    this.#writes = new Batcher(async (runs) => {
+      try {
+        await recordSettledOrders(db, runs.flat());
+        return runs.map(() => ({ ok: true, value: undefined }));
+      } catch (error) {
+        if (runs.length === 1 || isDbUnavailable(error)) throw error;
+      }
+      const outcomes: BatchOutcome<void>[] = [];
+      for (const run of runs) {
+        try {
+          await recordSettledOrders(db, run);
+          outcomes.push({ ok: true, value: undefined });
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+        }
+      }
+      return outcomes;
+    }, options);
+  }
+
+  /** {@linkcode readBatchForExecution}, with the other executors' reads of the moment. */
+  read(signalIds: readonly string[], accountId: string): Promise<Map<string, Claim>> {
+    return this.#reads.add({ signalIds, accountId });
+  }
+
+  /**
+   * {@linkcode recordSettledOrders} for one executor's run, with the other executors' runs of
+   * the moment (of other accounts: an executor writes one run at a time).
+   */
+  write(run: readonly SettledOrder[]): Promise<void> {
+    return run.length === 0 ? Promise.resolve() : this.#writes.add(run);
+  }
 }
 
 function claimFromRow(row: Record<string, unknown>): Claim {
@@ -621,6 +693,8 @@ interface TradeTarget {
   open: boolean;
   touched: boolean;
   id?: string;
+  userId: string;
+  accountId: string;
   symbol: string;
   direction?: "long" | "short";
   quantity: string | null;
@@ -642,9 +716,11 @@ interface TradeTarget {
  * {@linkcode createOrder} followed by {@linkcode recordOrderUpdate} would have left them, one
  * order after the other, in the order given.
  */
-export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]): Promise<void> {
+export async function recordSettledOrders(
+  db: Queryable,
+  batch: readonly SettledOrder[],
+): Promise<void> {
   if (batch.length === 0) return;
-  const { userId, accountId } = batch[0]!.update;
   const iso = (d: Date) => d.toISOString();
   const orders: Record<string, unknown>[] = [];
   const fills: Record<string, unknown>[] = [];
@@ -654,10 +730,19 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
   const existingTrades = new Map<string, TradeTarget>();
   const newTrades: TradeTarget[] = [];
   const log = (
-    e: { signalId: string | null; orderId: string; event: string; data: unknown; at: Date },
+    e: {
+      update: OrderUpdate;
+      signalId: string | null;
+      orderId: string;
+      event: string;
+      data: unknown;
+      at: Date;
+    },
   ) =>
     journal.push({
       n: journal.length,
+      user_id: e.update.userId,
+      account_id: e.update.accountId,
       signal_id: e.signalId,
       order_id: e.orderId,
       event: e.event,
@@ -666,13 +751,13 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     });
 
   for (const { order: o, createdAt, update: u } of batch) {
-    if (u.userId !== userId || u.accountId !== accountId || o.id !== u.orderId) {
-      throw new Error(
-        "Cannot record settled orders: they must be of one account, each with its update",
-      );
+    if (u.userId !== o.userId || u.accountId !== o.accountId || o.id !== u.orderId) {
+      throw new Error("Cannot record settled orders: each order must come with its own update");
     }
     orders.push({
       id: o.id,
+      user_id: o.userId,
+      account_id: o.accountId,
       signal_id: o.signalId,
       parent_id: o.parentId,
       leg: o.leg,
@@ -695,6 +780,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     });
     // createOrder's journal entry, then recordOrderUpdate's, in the order its statements ran.
     log({
+      update: u,
       signalId: o.signalId,
       orderId: o.id,
       event: "order.created",
@@ -709,6 +795,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       at: createdAt,
     });
     log({
+      update: u,
       signalId: u.signalId,
       orderId: o.id,
       event: "order.updated",
@@ -725,6 +812,8 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       fills.push({
         id: f.id,
         order_id: o.id,
+        user_id: u.userId,
+        account_id: u.accountId,
         broker_fill_id: f.brokerFillId,
         symbol: u.symbol,
         side: u.side,
@@ -735,6 +824,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
         filled_at: iso(f.at),
       });
       log({
+        update: u,
         signalId: u.signalId,
         orderId: o.id,
         event: "order.filled",
@@ -743,8 +833,11 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       });
     }
     if (u.position) {
-      const previous = positions.get(u.symbol);
-      positions.set(u.symbol, {
+      const key = `${u.accountId}\n${u.symbol}`;
+      const previous = positions.get(key);
+      positions.set(key, {
+        account_id: u.accountId,
+        user_id: u.userId,
         symbol: u.symbol,
         quantity: u.position.quantity,
         average_price: u.position.averagePrice,
@@ -771,6 +864,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     });
     if (u.signalId && u.signalStatus) {
       log({
+        update: u,
         signalId: u.signalId,
         orderId: o.id,
         event: `signal.${u.signalStatus.status}`,
@@ -783,6 +877,8 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
   const json = (rows: unknown[]) => JSON.stringify(rows);
   const trade = (t: TradeTarget) => ({
     id: t.id ?? null,
+    user_id: t.userId,
+    account_id: t.accountId,
     symbol: t.symbol,
     direction: t.direction ?? null,
     quantity: t.quantity,
@@ -797,7 +893,10 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     exit_signal_id: t.exitSignalId,
     closed_at: t.closedAt ? iso(t.closedAt) : null,
   });
-  const existing = [...existingTrades.values()].filter((t) => t.touched).map(trade);
+  const existing = [...existingTrades.values()].filter((t) => t.touched).map((t, n) => ({
+    ...trade(t),
+    n,
+  }));
 
   const touched = signals.filter((s) => s.id !== null).map((s, n) => ({ ...s, n }));
   // ONE statement (one round trip, one commit, atomic): each table's rows in one CTE.
@@ -818,14 +917,16 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
                              symbol, side, quantity, order_type, time_in_force, limit_price, stop_price, status,
                              broker_status, filled_quantity, average_fill_price, reason, status_history, created_at,
                              updated_at)
-         SELECT x.id, $8, $9, x.signal_id, x.parent_id, x.leg, x.client_order_id, x.broker_order_id, x.symbol, x.side,
+         SELECT x.id, x.user_id, x.account_id, x.signal_id, x.parent_id, x.leg, x.client_order_id, x.broker_order_id,
+                x.symbol, x.side,
                 x.quantity, x.order_type, x.time_in_force, x.limit_price, x.stop_price, x.status, x.broker_status,
                 x.filled_quantity, x.average_fill_price, x.reason,
                 CASE WHEN x.status = 'new' THEN jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at))
                   ELSE jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at),
                     jsonb_build_object('status', x.status, 'broker_status', x.broker_status, 'at', x.updated_at)) END,
                 x.created_at, x.updated_at
-         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, signal_id uuid, parent_id uuid, leg text,
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, user_id uuid, account_id uuid, signal_id uuid,
+                parent_id uuid, leg text,
                 client_order_id text, broker_order_id text, symbol text, side text, quantity numeric, order_type text,
                 time_in_force text, limit_price numeric, stop_price numeric, status text, broker_status text,
                 filled_quantity numeric, average_fill_price numeric, reason text, created_at timestamptz,
@@ -833,16 +934,18 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
        ), fills_in AS (
          INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee,
                             realized_pnl, filled_at)
-         SELECT x.id, x.order_id, $8, $9, x.broker_fill_id, x.symbol, x.side, x.quantity, x.price, x.fee,
-                x.realized_pnl, x.filled_at
-         FROM jsonb_to_recordset($2::text::jsonb) AS x(id uuid, order_id uuid, broker_fill_id text, symbol text,
+         SELECT x.id, x.order_id, x.user_id, x.account_id, x.broker_fill_id, x.symbol, x.side, x.quantity, x.price,
+                x.fee, x.realized_pnl, x.filled_at
+         FROM jsonb_to_recordset($2::text::jsonb) AS x(id uuid, order_id uuid, user_id uuid, account_id uuid,
+                broker_fill_id text, symbol text,
                 side text, quantity numeric, price numeric, fee numeric, realized_pnl numeric, filled_at timestamptz)
        ), positions_in AS (
          INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, realized_pnl, last_price,
                                 opened_at, updated_at)
-         SELECT $9, x.symbol, $8, x.quantity, x.average_price, x.realized_pnl, x.last_price, x.opened_at,
-                x.updated_at
-         FROM jsonb_to_recordset($3::text::jsonb) AS x(symbol text, quantity numeric, average_price numeric,
+         SELECT x.account_id, x.symbol, x.user_id, x.quantity, x.average_price, x.realized_pnl, x.last_price,
+                x.opened_at, x.updated_at
+         FROM jsonb_to_recordset($3::text::jsonb) AS x(account_id uuid, user_id uuid, symbol text, quantity numeric,
+                average_price numeric,
                 realized_pnl numeric, last_price numeric, opened_at timestamptz, updated_at timestamptz)
          ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity,
            average_price = EXCLUDED.average_price, realized_pnl = EXCLUDED.realized_pnl,
@@ -857,20 +960,25 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
                 exit_price = CASE WHEN x.closed THEN x.exit_price ELSE t.exit_price END,
                 exit_signal_id = CASE WHEN x.closed THEN x.exit_signal_id ELSE t.exit_signal_id END,
                 closed_at = CASE WHEN x.closed THEN x.closed_at ELSE t.closed_at END
-         FROM jsonb_to_recordset($4::text::jsonb) AS x(symbol text, quantity numeric, entry_price numeric,
-                fees jsonb, realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid,
-                closed_at timestamptz)
-         WHERE t.account_id = $9 AND t.symbol = x.symbol AND t.status = 'open'
+         FROM ${
+        fewRows(
+          `jsonb_to_recordset($4::text::jsonb) AS few(n int, account_id uuid, symbol text, quantity numeric,
+                entry_price numeric, fees jsonb, realized jsonb, closed boolean, exit_price numeric,
+                exit_signal_id uuid, closed_at timestamptz)`,
+        )
+      } x
+         WHERE t.account_id = x.account_id AND t.symbol = x.symbol AND t.status = 'open'
          RETURNING t.id
        ), opened AS (
          INSERT INTO trades (id, user_id, account_id, symbol, direction, quantity, entry_price, stop_loss, status,
                              entry_signal_id, opened_at, realized_pnl, fees, exit_price, exit_signal_id, closed_at)
-         SELECT x.id, $8, $9, x.symbol, x.direction, x.quantity, x.entry_price, x.stop_loss,
+         SELECT x.id, x.user_id, x.account_id, x.symbol, x.direction, x.quantity, x.entry_price, x.stop_loss,
                 CASE WHEN x.closed THEN 'closed' ELSE 'open' END, x.entry_signal_id, x.opened_at,
                 0 + COALESCE((SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.realized) v), 0),
                 0 + COALESCE((SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.fees) v), 0),
                 x.exit_price, x.exit_signal_id, x.closed_at
-         FROM jsonb_to_recordset($5::text::jsonb) AS x(id uuid, symbol text, direction text, quantity numeric,
+         FROM jsonb_to_recordset($5::text::jsonb) AS x(id uuid, user_id uuid, account_id uuid, symbol text,
+                direction text, quantity numeric,
                 entry_price numeric, stop_loss numeric, entry_signal_id uuid, opened_at timestamptz, fees jsonb,
                 realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid, closed_at timestamptz)
          WHERE (SELECT count(*) FROM closed) >= 0
@@ -892,9 +1000,9 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
          RETURNING s.id
        ), journal_in AS (
          INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
-         SELECT $8, $9, x.signal_id, x.order_id, x.event, x.data, x.at
-         FROM jsonb_to_recordset($7::text::jsonb) AS x(n int, signal_id uuid, order_id uuid, event text, data jsonb,
-                at timestamptz)
+         SELECT x.user_id, x.account_id, x.signal_id, x.order_id, x.event, x.data, x.at
+         FROM jsonb_to_recordset($7::text::jsonb) AS x(n int, user_id uuid, account_id uuid, signal_id uuid,
+                order_id uuid, event text, data jsonb, at timestamptz)
          ORDER BY x.n
        )
        SELECT (SELECT count(*)::int FROM signals_done) AS signals`,
@@ -906,8 +1014,6 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
         json(newTrades.map(trade)),
         json(touched),
         json(journal),
-        userId,
-        accountId,
       ],
     );
   } catch (error) {
@@ -933,12 +1039,16 @@ function settleTrade(
   created: TradeTarget[],
 ): void {
   const t = u.trade!;
-  let stored = existing.get(u.symbol);
+  const key = `${u.accountId}\n${u.symbol}`;
+  const mine = (c: TradeTarget) => c.accountId === u.accountId && c.symbol === u.symbol;
+  let stored = existing.get(key);
   if (!stored) {
     stored = {
       kind: "existing",
       open: true,
       touched: false,
+      userId: u.userId,
+      accountId: u.accountId,
       symbol: u.symbol,
       quantity: null,
       entryPrice: null,
@@ -948,9 +1058,9 @@ function settleTrade(
       exitSignalId: null,
       closedAt: null,
     };
-    existing.set(u.symbol, stored);
+    existing.set(key, stored);
   }
-  const open = [stored, ...created.filter((c) => c.symbol === u.symbol)].filter((c) => c.open);
+  const open = [stored, ...created.filter(mine)].filter((c) => c.open);
   if (t.kind === "close" || t.kind === "flip") {
     for (const c of open) {
       c.touched = true;
@@ -968,6 +1078,8 @@ function settleTrade(
       open: true,
       touched: true,
       id: t.id,
+      userId: u.userId,
+      accountId: u.accountId,
       symbol: u.symbol,
       direction: t.direction,
       quantity: t.quantity,
