@@ -198,6 +198,8 @@ async function readBody(request: Request, max: number, what: string): Promise<st
     new ApiError("PAYLOAD_TOO_LARGE", `Cannot accept the ${what}: the body exceeds ${max} bytes`);
   if (declared !== null && Number(declared) > max) throw tooLarge();
   if (!request.body) return "";
+  // A declared length bounds the body (HTTP framing): read it whole, without a JS stream loop.
+  if (declared !== null && /^\d+$/.test(declared)) return decodeBody(await request.bytes(), what);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -217,8 +219,14 @@ async function readBody(request: Request, max: number, what: string): Promise<st
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
+  return decodeBody(bytes, what);
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeBody(bytes: Uint8Array, what: string): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return UTF8.decode(bytes);
   } catch {
     throw new ApiError(
       "VALIDATION_ERROR",

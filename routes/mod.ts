@@ -2,7 +2,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { swaggerUI } from "@hono/swagger-ui";
 import type { Context } from "hono";
-import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
 import { SignalAccepter } from "../db/signals.ts";
 import { WebhookKeyFinder } from "../db/webhook_keys.ts";
@@ -12,6 +11,7 @@ import { renderError } from "./_errors.ts";
 import {
   accessLog,
   bodyLimit,
+  corsPolicy,
   rateLimit,
   requestId,
   securityHeaders,
@@ -54,9 +54,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     requestId(deps),
     timing(),
     recordMetrics(deps.metrics),
-    cors({
-      origin: deps.config.corsOrigins,
-      credentials: true,
+    corsPolicy({
+      origins: deps.config.corsOrigins,
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
       allowHeaders: [
         "Authorization",
