@@ -180,7 +180,7 @@ Deno.test({
       assert.ok(painted, "candles are painted");
       assert.match(
         (await page.textContent("[data-chart-summary]"))!,
-        /60 bars · 1 active trendline · 1 trade\b/,
+        /60 bars · 1 active trendline · 1 fill\b/,
       );
       // Resizing the box resizes the chart.
       const width = `document.querySelector("[data-chart] canvas").getBoundingClientRect().width`;
