@@ -1,7 +1,8 @@
 /**
  * Notification channels: the list, adding a Telegram chat (bot token + chat id) or a Discord
- * webhook, choosing the events a new channel gets, sending a test message and deleting one. The
- * bot token and the webhook URL are write-only: sent once, never shown again.
+ * webhook, choosing the events a channel gets, editing one (name, events, chat, on/off), sending
+ * a test message and deleting one. The bot token and the webhook URL are write-only: sent once,
+ * never shown again (to change one, delete the channel and add it again).
  */
 import { useState } from "preact/hooks";
 import { api } from "./_client/api.ts";
@@ -48,6 +49,7 @@ export default function ChannelsManager(
   const [errors, setErrors] = useState<FieldErrors>({});
   const [status, setStatus] = useState("");
   const [results, setResults] = useState<Record<string, TestResult>>({});
+  const [editing, setEditing] = useState<string | null>(null);
 
   async function reload() {
     const list = await api<{ data: ChannelView[] }>("GET", "/api/v1/notification-channels");
@@ -108,6 +110,45 @@ export default function ChannelsManager(
     }
   }
 
+  async function update(channel: ChannelView, change: Record<string, unknown>, done: string) {
+    setBusy(channel.id);
+    setError("");
+    setErrors({});
+    setStatus("");
+    try {
+      await api("PATCH", `/api/v1/notification-channels/${channel.id}`, change);
+      setStatus(done);
+      setEditing(null);
+      await reload();
+    } catch (failure) {
+      setError(alertOf(failure));
+      setErrors(fieldErrorsOf(failure));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  function save(channel: ChannelView, event: Event) {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const data = new FormData(form);
+    const events = data.get("all") ? null : data.getAll("events").map(String);
+    if (events && events.length === 0) {
+      setError("Choose at least one event, or all events.");
+      return;
+    }
+    const name = field(form, "name").trim();
+    return update(
+      channel,
+      {
+        name,
+        events,
+        ...(channel.kind === "telegram" ? { chat_id: field(form, "chat_id").trim() } : {}),
+      },
+      `Channel "${name}" saved.`,
+    );
+  }
+
   async function remove(channel: ChannelView) {
     if (!confirm(`Delete the channel "${channel.name}"? It gets no more notifications.`)) return;
     setBusy(channel.id);
@@ -154,7 +195,7 @@ export default function ChannelsManager(
               <tbody>
                 {channels.map((ch) => {
                   const result = results[ch.id];
-                  return (
+                  return [
                     <tr key={ch.id} data-channel-id={ch.id}>
                       <td>
                         <strong>{ch.name}</strong>
@@ -177,6 +218,26 @@ export default function ChannelsManager(
                         </button>{" "}
                         <button
                           type="button"
+                          disabled={busy !== null}
+                          aria-expanded={editing === ch.id}
+                          onClick={() => setEditing(editing === ch.id ? null : ch.id)}
+                        >
+                          Edit
+                        </button>{" "}
+                        <button
+                          type="button"
+                          disabled={busy !== null}
+                          onClick={() =>
+                            update(
+                              ch,
+                              { enabled: !ch.enabled },
+                              `Channel "${ch.name}" ${ch.enabled ? "disabled" : "enabled"}.`,
+                            )}
+                        >
+                          {ch.enabled ? "Disable" : "Enable"}
+                        </button>{" "}
+                        <button
+                          type="button"
                           class="danger"
                           disabled={busy !== null}
                           onClick={() => remove(ch)}
@@ -192,8 +253,22 @@ export default function ChannelsManager(
                           {result && (result.ok ? "Test sent." : `Test failed: ${result.error}`)}
                         </span>
                       </td>
-                    </tr>
-                  );
+                    </tr>,
+                    editing === ch.id && (
+                      <tr key={`${ch.id}-edit`} class="edit-row">
+                        <td colSpan={5}>
+                          <EditChannel
+                            channel={ch}
+                            eventTypes={eventTypes}
+                            busy={busy !== null}
+                            errors={errors}
+                            onSave={(e) => save(ch, e)}
+                            onCancel={() => setEditing(null)}
+                          />
+                        </td>
+                      </tr>
+                    ),
+                  ];
                 })}
               </tbody>
             </table>
@@ -294,5 +369,80 @@ export default function ChannelsManager(
         </div>
       </form>
     </section>
+  );
+}
+
+/** The edit form of one channel: its name, Telegram chat and events (the secret stays). */
+function EditChannel(
+  { channel, eventTypes, busy, errors, onSave, onCancel }: {
+    channel: ChannelView;
+    eventTypes: string[];
+    busy: boolean;
+    errors: FieldErrors;
+    onSave: (event: Event) => void;
+    onCancel: () => void;
+  },
+) {
+  const [all, setAll] = useState(channel.events === null);
+  const id = (name: string) => `edit-${channel.id}-${name}`;
+  return (
+    <form class="form settings-form" data-testid="edit-channel" onSubmit={onSave}>
+      <div class="form inline">
+        <label>
+          Name
+          <input
+            name="name"
+            required
+            maxLength={100}
+            defaultValue={channel.name}
+            aria-describedby={id("name")}
+          />
+          <FieldError id={id("name")} message={errorFor(errors, "name")} />
+        </label>
+        {channel.kind === "telegram" && (
+          <label>
+            Chat id
+            <input
+              name="chat_id"
+              required
+              defaultValue={channel.chat_id ?? ""}
+              aria-describedby={id("chat")}
+            />
+            <FieldError id={id("chat")} message={errorFor(errors, "chat_id")} />
+          </label>
+        )}
+      </div>
+      <fieldset>
+        <legend>Events</legend>
+        <label class="check">
+          <input
+            type="checkbox"
+            name="all"
+            checked={all}
+            onChange={(e) => setAll((e.currentTarget as HTMLInputElement).checked)}
+          />
+          All events
+        </label>
+        {!all && (
+          <div class="events-pick">
+            {eventTypes.map((type) => (
+              <label class="check" key={type}>
+                <input
+                  type="checkbox"
+                  name="events"
+                  value={type}
+                  defaultChecked={channel.events === null || channel.events.includes(type)}
+                />
+                <span class="mono">{type}</span>
+              </label>
+            ))}
+          </div>
+        )}
+      </fieldset>
+      <div>
+        <button type="submit" class="primary" disabled={busy}>Save</button>{" "}
+        <button type="button" disabled={busy} onClick={onCancel}>Cancel</button>
+      </div>
+    </form>
   );
 }
