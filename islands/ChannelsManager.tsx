@@ -38,12 +38,55 @@ export interface ChannelsManagerProps {
 
 type TestResult = { ok: boolean; error?: string };
 
+const NO_EVENTS = "Choose at least one event, or all events.";
+
+/** The events a form's {@linkcode EventsPicker} chose: null for all. */
+function eventsOf(form: HTMLFormElement): string[] | null {
+  const data = new FormData(form);
+  return data.get("all") ? null : data.getAll("events").map(String);
+}
+
+/** "All events", or a box per event type; `chosen` null starts from all. */
+function EventsPicker({ eventTypes, chosen }: { eventTypes: string[]; chosen: string[] | null }) {
+  const [all, setAll] = useState(chosen === null);
+  return (
+    <fieldset>
+      <legend>Events</legend>
+      <label class="check">
+        <input
+          type="checkbox"
+          name="all"
+          checked={all}
+          onChange={(e) => setAll((e.currentTarget as HTMLInputElement).checked)}
+        />
+        All events
+      </label>
+      {!all && (
+        <div class="events-pick">
+          {eventTypes.map((type) => (
+            <label class="check" key={type}>
+              <input
+                type="checkbox"
+                name="events"
+                value={type}
+                defaultChecked={chosen === null || chosen.includes(type)}
+              />
+              <span class="mono">{type}</span>
+            </label>
+          ))}
+        </div>
+      )}
+    </fieldset>
+  );
+}
+
 export default function ChannelsManager(
   { channels: initial, eventTypes, zone }: ChannelsManagerProps,
 ) {
   const [channels, setChannels] = useState(initial);
   const [kind, setKind] = useState<"telegram" | "discord">("telegram");
-  const [allEvents, setAllEvents] = useState(true);
+  /** Bumped after each new channel, so the next one's event choice starts from "all". */
+  const [created, setCreated] = useState(0);
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
@@ -60,9 +103,9 @@ export default function ChannelsManager(
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
     const name = field(form, "name").trim();
-    const events = allEvents ? null : new FormData(form).getAll("events").map(String);
+    const events = eventsOf(form);
     if (events && events.length === 0) {
-      setError("Choose at least one event, or all events.");
+      setError(NO_EVENTS);
       return;
     }
     setBusy("create");
@@ -79,7 +122,7 @@ export default function ChannelsManager(
           : { webhook_url: field(form, "webhook_url").trim() }),
       });
       form.reset();
-      setAllEvents(true);
+      setCreated((n) => n + 1);
       setStatus(`Channel "${name}" added. Send a test to check it.`);
       await reload();
     } catch (failure) {
@@ -131,10 +174,9 @@ export default function ChannelsManager(
   function save(channel: ChannelView, event: Event) {
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
-    const data = new FormData(form);
-    const events = data.get("all") ? null : data.getAll("events").map(String);
+    const events = eventsOf(form);
     if (events && events.length === 0) {
-      setError("Choose at least one event, or all events.");
+      setError(NO_EVENTS);
       return;
     }
     const name = field(form, "name").trim();
@@ -338,27 +380,7 @@ export default function ChannelsManager(
               </label>
             )}
         </div>
-        <fieldset>
-          <legend>Events</legend>
-          <label class="check">
-            <input
-              type="checkbox"
-              checked={allEvents}
-              onChange={(e) => setAllEvents((e.currentTarget as HTMLInputElement).checked)}
-            />
-            All events
-          </label>
-          {!allEvents && (
-            <div class="events-pick">
-              {eventTypes.map((type) => (
-                <label class="check" key={type}>
-                  <input type="checkbox" name="events" value={type} defaultChecked />
-                  <span class="mono">{type}</span>
-                </label>
-              ))}
-            </div>
-          )}
-        </fieldset>
+        <EventsPicker key={created} eventTypes={eventTypes} chosen={null} />
         <p class="muted">
           The bot token and the webhook URL are stored encrypted and never shown again.
         </p>
@@ -383,7 +405,6 @@ function EditChannel(
     onCancel: () => void;
   },
 ) {
-  const [all, setAll] = useState(channel.events === null);
   const id = (name: string) => `edit-${channel.id}-${name}`;
   return (
     <form class="form settings-form" data-testid="edit-channel" onSubmit={onSave}>
@@ -412,33 +433,7 @@ function EditChannel(
           </label>
         )}
       </div>
-      <fieldset>
-        <legend>Events</legend>
-        <label class="check">
-          <input
-            type="checkbox"
-            name="all"
-            checked={all}
-            onChange={(e) => setAll((e.currentTarget as HTMLInputElement).checked)}
-          />
-          All events
-        </label>
-        {!all && (
-          <div class="events-pick">
-            {eventTypes.map((type) => (
-              <label class="check" key={type}>
-                <input
-                  type="checkbox"
-                  name="events"
-                  value={type}
-                  defaultChecked={channel.events === null || channel.events.includes(type)}
-                />
-                <span class="mono">{type}</span>
-              </label>
-            ))}
-          </div>
-        )}
-      </fieldset>
+      <EventsPicker eventTypes={eventTypes} chosen={channel.events} />
       <div>
         <button type="submit" class="primary" disabled={busy}>Save</button>{" "}
         <button type="button" disabled={busy} onClick={onCancel}>Cancel</button>

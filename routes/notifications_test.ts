@@ -11,6 +11,24 @@ import { startFakeTelegram } from "../tests/fakes/telegram.ts";
 const BOT_TOKEN = "123456:AAH-route-test-secret-token";
 const WEBHOOK = "https://discord.com/api/webhooks/424242/route-test-discord-secret";
 
+/** Calls the app as the trader `userId` with a fresh access token. */
+function caller(test: ReturnType<typeof createTestApp>, userId: string) {
+  return async (method: string, path: string, body?: unknown) => {
+    const { token } = await accessTokenFor(test.deps.db, { id: userId, role: "trader" }, {
+      secret: test.config.jwtSecret,
+      now: test.clock.now(),
+    });
+    return await test.app.request(path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  };
+}
+
 Deno.test("notification channel routes: create, list without secrets, scope by user, test, delete, audit", async () => {
   await using testDb = await createTestDb("pglite");
   const { db } = testDb;
@@ -33,20 +51,7 @@ Deno.test("notification channel routes: create, list without secrets, scope by u
   try {
     const alice = await insertTrader(db, { email: "alice@example.com" });
     const bob = await insertTrader(db, { email: "bob@example.com" });
-    const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
-      const { token } = await accessTokenFor(db, { id: userId, role: "trader" }, {
-        secret: test.config.jwtSecret,
-        now: test.clock.now(),
-      });
-      return await test.app.request(path, {
-        method,
-        headers: {
-          Authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    };
+    const as = (userId: string) => caller(test, userId);
     const a = as(alice.userId);
     const b = as(bob.userId);
 
@@ -140,15 +145,7 @@ Deno.test("notification channel update: rename, choose events, disable, move a c
   const alice = await insertTrader(db, { email: "alice@example.com" });
   const bob = await insertTrader(db, { email: "bob@example.com" });
   const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
-    const { token } = await accessTokenFor(db, { id: userId, role: "trader" }, {
-      secret: test.config.jwtSecret,
-      now: test.clock.now(),
-    });
-    const res = await test.app.request(path, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const res = await caller(test, userId)(method, path, body);
     return { status: res.status, body: await res.json().catch(() => null) };
   };
   const a = as(alice.userId);
