@@ -3,31 +3,13 @@ import { createActor } from "../actors/actor.ts";
 import { notifierBehavior, type NotifierCommand } from "../actors/notifier.ts";
 import { channelsForEvent, getSealedChannel } from "../db/notifications.ts";
 import type { Queue } from "../db/queue.ts";
-import { createTestApp } from "../tests/_app.ts";
+import { apiAs, createTestApp } from "../tests/_app.ts";
 import { createTestDb } from "../tests/_db.ts";
-import { accessTokenFor, insertTrader } from "../tests/_fixtures.ts";
+import { insertTrader } from "../tests/_fixtures.ts";
 import { startFakeTelegram } from "../tests/fakes/telegram.ts";
 
 const BOT_TOKEN = "123456:AAH-route-test-secret-token";
 const WEBHOOK = "https://discord.com/api/webhooks/424242/route-test-discord-secret";
-
-/** Calls the app as the trader `userId` with a fresh access token. */
-function caller(test: ReturnType<typeof createTestApp>, userId: string) {
-  return async (method: string, path: string, body?: unknown) => {
-    const { token } = await accessTokenFor(test.deps.db, { id: userId, role: "trader" }, {
-      secret: test.config.jwtSecret,
-      now: test.clock.now(),
-    });
-    return await test.app.request(path, {
-      method,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  };
-}
 
 Deno.test("notification channel routes: create, list without secrets, scope by user, test, delete, audit", async () => {
   await using testDb = await createTestDb("pglite");
@@ -51,7 +33,7 @@ Deno.test("notification channel routes: create, list without secrets, scope by u
   try {
     const alice = await insertTrader(db, { email: "alice@example.com" });
     const bob = await insertTrader(db, { email: "bob@example.com" });
-    const as = (userId: string) => caller(test, userId);
+    const as = (userId: string) => apiAs(test, userId);
     const a = as(alice.userId);
     const b = as(bob.userId);
 
@@ -145,7 +127,7 @@ Deno.test("notification channel update: rename, choose events, disable, move a c
   const alice = await insertTrader(db, { email: "alice@example.com" });
   const bob = await insertTrader(db, { email: "bob@example.com" });
   const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
-    const res = await caller(test, userId)(method, path, body);
+    const res = await apiAs(test, userId)(method, path, body);
     return { status: res.status, body: await res.json().catch(() => null) };
   };
   const a = as(alice.userId);
