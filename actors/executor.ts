@@ -14,7 +14,13 @@
  * Bad input is an answer (a rejected signal with its reason); a dead database is a crash, and
  * the supervisor restarts the executor, whose `init` re-dispatches its unfinished signals.
  */
-import type { Broker, BrokerOrder, OrderRequest, OrderSide } from "../brokers/broker.ts";
+import type {
+  Broker,
+  BrokerKind,
+  BrokerOrder,
+  OrderRequest,
+  OrderSide,
+} from "../brokers/broker.ts";
 import { BrokerError, TERMINAL_STATUSES } from "../brokers/broker.ts";
 import { PaperBroker, type RestoredOrder } from "../brokers/paper.ts";
 import { type Db, isDbUnavailable } from "../db/client.ts";
@@ -83,6 +89,33 @@ export const RETRY_MESSAGE = "executor.retry";
  */
 export const LEG_RULE =
   "cancel open exit legs before an order that reduces, closes or flips their position, or trades a flat one";
+
+/**
+ * Whether a broker takes one order that turns a long into a short or back. Alpaca does not
+ * ("insufficient qty available"): such a signal is refused before anything is touched, so the
+ * position keeps its exit legs, instead of canceling them for an order the broker then refuses.
+ */
+export const FLIPS_IN_ONE_ORDER: Readonly<Record<BrokerKind, boolean>> = {
+  paper: true,
+  alpaca: false,
+};
+
+/**
+ * Why `request` cannot go to `broker`: it would flip a position the broker does not flip in one
+ * order ({@linkcode FLIPS_IN_ONE_ORDER}); null when it can.
+ */
+export function flipRefusal(
+  broker: BrokerKind,
+  symbol: string,
+  position: number,
+  request: { side: OrderSide; quantity: string },
+): string | null {
+  if (FLIPS_IN_ONE_ORDER[broker] || position === 0) return null;
+  const after = position + (request.side === "buy" ? 1 : -1) * Number(request.quantity);
+  if (Math.sign(after) !== -Math.sign(position)) return null;
+  const held = `${position > 0 ? "long" : "short"} ${toDecimal(Math.abs(position))} ${symbol}`;
+  return `Cannot flip the position in one order at ${broker}: you are ${held} and this ${request.side}s ${request.quantity}. Send a close first, then the new entry. Nothing was changed; the open bracket legs stay`;
+}
 
 /** True when an order on `side` must first cancel the symbol's exit legs ({@linkcode LEG_RULE}). */
 export function cancelsLegs(positionQuantity: number, side: OrderSide): boolean {
@@ -438,6 +471,11 @@ export function executorBehavior(
     const planned = await plan(state, signal, limits, now, claim, existing);
     if ("reject" in planned) {
       await refuse(state, signal, existing, planned.reject, ctx);
+      return;
+    }
+    const flip = refusedFlip(state, planned.request);
+    if (flip) {
+      await refuse(state, signal, existing, flip, ctx);
       return;
     }
     const gate = state.breaker.tryAcquire();
@@ -1091,6 +1129,12 @@ export function executorBehavior(
   }
 
   /** Rejects a signal, and closes the order row an earlier attempt wrote but never placed. */
+  /** {@linkcode flipRefusal} for `request` on this account. */
+  function refusedFlip(state: State, request: OrderRequest): string | null {
+    const position = state.positions.get(request.symbol)?.quantity ?? 0;
+    return flipRefusal(state.broker.kind, request.symbol, position, request);
+  }
+
   async function refuse(
     state: State,
     signal: SignalRow,

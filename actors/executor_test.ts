@@ -29,6 +29,7 @@ import {
   type ExecutorCommand,
   type ExecutorDeps,
   type ExecutorStatus,
+  flipRefusal,
   RETRY_MESSAGE,
 } from "./executor.ts";
 import type { RunningChild } from "./supervisor.ts";
@@ -1822,23 +1823,49 @@ Deno.test("executor restarted with a paper bracket open keeps its links: one leg
   assert.equal(await positionOf(h, "MSFT"), 2);
 });
 
-Deno.test("executor tells the trader when Alpaca refuses a flip after the legs were canceled for it", async () => {
+Deno.test("executor refuses a flip at Alpaca before touching the legs, so the position stays protected", async () => {
   await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
   await using h = await startHarness({ alpaca: fake });
   const { entry, tp, sl } = await alpacaBracket(h, fake);
 
-  // Alpaca never flips a position in one order, legs or not.
+  // Alpaca never flips a position in one order: refused here, with the legs left working.
   const flip = await h.run({ ticker: "AAPL", action: "sell", quantity: 15, price: 104 });
   assert.equal(flip.status, "rejected");
   const reason =
-    "Broker refused the order: insufficient qty available for order (requested: 15, available: 10); the open bracket legs on AAPL were canceled before it, so the position has no exit orders at the broker now";
+    "Cannot flip the position in one order at alpaca: you are long 10 AAPL and this sells 15. Send a close first, then the new entry. Nothing was changed; the open bracket legs stay";
   const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
     flip.id,
   ]);
   assert.equal(row?.reason, reason);
   assert.deepEqual(eventsOf(h, "signal.rejected", flip.id).map((e) => e.data.reason), [reason]);
-  assert.deepEqual([tp.status, sl.status], ["canceled", "canceled"]);
-  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
+  assert.deepEqual([tp.status, sl.status], ["new", "new"]);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
   assert.equal(fake.orders.has(flip.id), false);
   assert.equal(await positionOf(h), 10);
+
+  // A close, then the short entry, works: the legs go first, the position ends short 5.
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 104 });
+  assert.equal(close.status, "filled");
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
+  const short = await h.run({ ticker: "AAPL", action: "sell", quantity: 5, price: 104 });
+  assert.equal(short.status, "filled");
+  assert.equal(await positionOf(h), -5);
+});
+
+Deno.test("flipRefusal: only a broker that cannot flip, only an order that crosses zero", () => {
+  const sell = (quantity: string) => ({ side: "sell" as const, quantity });
+  const buy = (quantity: string) => ({ side: "buy" as const, quantity });
+  assert.equal(flipRefusal("paper", "AAPL", 10, sell("15")), null);
+  assert.equal(flipRefusal("alpaca", "AAPL", 0, sell("15")), null, "opening a short");
+  assert.equal(flipRefusal("alpaca", "AAPL", 10, sell("10")), null, "a close");
+  assert.equal(flipRefusal("alpaca", "AAPL", 10, sell("4")), null, "a reduction");
+  assert.equal(flipRefusal("alpaca", "AAPL", 10, buy("4")), null, "adding");
+  assert.match(
+    flipRefusal("alpaca", "AAPL", 10, sell("10.5"))!,
+    /long 10 AAPL and this sells 10.5/,
+  );
+  assert.match(
+    flipRefusal("alpaca", "BTC/USD", -0.5, buy("1"))!,
+    /short 0.5 BTC\/USD and this buys 1/,
+  );
 });
