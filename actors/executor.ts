@@ -8,12 +8,21 @@
  * or ambiguous failure the broker is asked for the order by its client order id before anything
  * is submitted again; brokers refuse a reused client order id.
  *
+ * Bracket exit legs are canceled before an order that reduces, closes or flips their position;
+ * see {@linkcode LEG_RULE}.
+ *
  * Bad input is an answer (a rejected signal with its reason); a dead database is a crash, and
  * the supervisor restarts the executor, whose `init` re-dispatches its unfinished signals.
  */
-import type { Broker, BrokerOrder, OrderRequest } from "../brokers/broker.ts";
+import type {
+  Broker,
+  BrokerKind,
+  BrokerOrder,
+  OrderRequest,
+  OrderSide,
+} from "../brokers/broker.ts";
 import { BrokerError, TERMINAL_STATUSES } from "../brokers/broker.ts";
-import { PaperBroker } from "../brokers/paper.ts";
+import { PaperBroker, type RestoredOrder } from "../brokers/paper.ts";
 import { type Db, isDbUnavailable } from "../db/client.ts";
 import type { BreakerStore } from "../db/breaker_store.ts";
 import {
@@ -33,6 +42,7 @@ import {
   type OrderUpdate,
   realizedSince,
   recordOrderUpdate,
+  resizeNewOrder,
   setSignalStatus,
   type SettledOrder,
 } from "../db/executions.ts";
@@ -55,18 +65,79 @@ import type { ActorContext, Behavior, Reply } from "./actor.ts";
 /** The queue message type that brings a signal back for another attempt. */
 export const RETRY_MESSAGE = "executor.retry";
 
+/**
+ * LEG_RULE — when the executor cancels the open exit legs of a bracket (its take-profit and
+ * stop-loss child orders still working at the broker, once their entry has filled):
+ *
+ * 1. Before an order that reduces, closes or flips the position on their symbol. The legs hold
+ *    the shares that order sells (Alpaca refuses it: 403 "insufficient qty available"), and left
+ *    behind they would fire later and open a position nobody asked for.
+ * 2. Before any order on a symbol whose position is flat, and whenever the executor sees a flat
+ *    position with legs still open (at start, at each poll): they protect nothing.
+ *
+ * An order that adds to the position in its own direction keeps them. Legs of an entry that is
+ * still working belong to that entry and are left alone.
+ *
+ * The steps, each durable before the next, so that a crash anywhere neither loses nor doubles
+ * anything (recovery redoes them by the order's client order id): the new order's row (`new`);
+ * each leg canceled at the broker and its final state recorded (a leg that filled in the
+ * meantime is recorded as filled); `legs.canceled` journaled; the new order shrunk by what legs
+ * filled since it was written ({@linkcode resizeNewOrder}), or closed when nothing is left to
+ * do; then the submit. A cancel that fails retryably retries the signal through the durable
+ * queue; one the broker refuses rejects the signal, and nothing is submitted.
+ */
+export const LEG_RULE =
+  "cancel open exit legs before an order that reduces, closes or flips their position, or trades a flat one";
+
+/**
+ * Whether a broker takes one order that turns a long into a short or back. Alpaca does not
+ * ("insufficient qty available"): such a signal is refused before anything is touched, so the
+ * position keeps its exit legs, instead of canceling them for an order the broker then refuses.
+ */
+export const FLIPS_IN_ONE_ORDER: Readonly<Record<BrokerKind, boolean>> = {
+  paper: true,
+  alpaca: false,
+};
+
+/**
+ * Why `request` cannot go to `broker`: it would flip a position the broker does not flip in one
+ * order ({@linkcode FLIPS_IN_ONE_ORDER}); null when it can.
+ */
+export function flipRefusal(
+  broker: BrokerKind,
+  symbol: string,
+  position: number,
+  request: { side: OrderSide; quantity: string },
+): string | null {
+  if (FLIPS_IN_ONE_ORDER[broker] || position === 0) return null;
+  const after = position + (request.side === "buy" ? 1 : -1) * Number(request.quantity);
+  if (Math.sign(after) !== -Math.sign(position)) return null;
+  const held = `${position > 0 ? "long" : "short"} ${toDecimal(Math.abs(position))} ${symbol}`;
+  return `Cannot flip the position in one order at ${broker}: you are ${held} and this ${request.side}s ${request.quantity}. Send a close first, then the new entry. Nothing was changed; the open bracket legs stay`;
+}
+
+/** True when an order on `side` must first cancel the symbol's exit legs ({@linkcode LEG_RULE}). */
+export function cancelsLegs(positionQuantity: number, side: OrderSide): boolean {
+  if (positionQuantity === 0) return true;
+  return positionQuantity > 0 ? side === "sell" : side === "buy";
+}
+
 /** What an executor can be told. */
 export type ExecutorCommand =
   | { type: "execute"; signalId: string; recovering: boolean; attempt?: number }
   | { type: "price"; symbol: string; price: string; at: number }
   | { type: "status"; reply: Reply<ExecutorStatus> }
   | Flush
-  | Poll;
+  | Poll
+  | Sweep;
 
 /** Runs the fresh signals that `execute` set aside; see {@linkcode MAX_BATCH}. */
 type Flush = { type: "flush" };
 
 type Poll = { type: "poll" };
+
+/** Cancels exit legs left open on flat positions ({@linkcode LEG_RULE}, 2). */
+type Sweep = { type: "sweep" };
 
 /** An executor as health checks and the API see it. */
 export interface ExecutorStatus {
@@ -145,7 +216,40 @@ type Prepared =
   | { kind: "placed"; request: OrderRequest; placing: Promise<BrokerOrder>; maxAgeMs: number }
   | { kind: "error"; error: unknown };
 
+/** A broker call made for an order before it is placed: its journal event and refusal text. */
+interface FailedCall {
+  event: string;
+  refused(order: OrderRow, error: BrokerError): string;
+}
+
+const PLACE_FAILED: FailedCall = {
+  event: "order.failed",
+  refused: (_order, error) => `Broker refused the order: ${error.reason}`,
+};
+
+/** Canceling the exit legs in an order's way ({@linkcode LEG_RULE}). */
+const LEGS_FAILED: FailedCall = {
+  event: "legs.cancel_failed",
+  refused: (order, error) =>
+    `Cannot cancel the open bracket legs on ${order.symbol} before the order: ${error.reason}; nothing was submitted`,
+};
+
+/**
+ * Placing an order the exit legs were just canceled for: a refusal leaves the position without
+ * them (Alpaca, for one, refuses to flip a position in one order), and the trader must know.
+ */
+function placeAfterLegsFailed(symbol: string): FailedCall {
+  return {
+    event: "order.failed",
+    refused: (_order, error) =>
+      `Broker refused the order: ${error.reason}; the open bracket legs on ${symbol} were canceled before it, so the position has no exit orders at the broker now`,
+  };
+}
+
 const PLACE_TIMEOUT_MS = 15_000;
+/** Reads of a leg whose cancel was accepted, until the broker reports it ended. */
+const LEG_END_READS = 5;
+const LEG_END_READ_INTERVAL_MS = 200;
 /**
  * Most signals one flush claims and writes together. Batches form by themselves: a flush
  * queues behind the executes already in the mailbox, so under load it finds many signals and
@@ -189,10 +293,9 @@ export function executorBehavior(
       }
       const open = new Map((await openOrders(db, accountId)).map((o) => [o.clientOrderId, o]));
       if (broker instanceof PaperBroker) {
+        const placed = [...open.values()].filter((o) => o.status !== "new" && o.brokerOrderId);
         broker.restore(
-          [...open.values()].filter((o) => o.status !== "new" && o.brokerOrderId).map(
-            toBrokerOrder,
-          ),
+          placed.map((o) => toRestoredOrder(o, placed)),
           [...positions].map(([symbol, p]) => ({
             symbol,
             quantity: toDecimal(p.quantity),
@@ -229,6 +332,8 @@ export function executorBehavior(
         const recovering = s.status !== "accepted";
         ctx.self.tell({ type: "execute", signalId: s.id, recovering }).catch(() => {});
       }
+      // After the recovered signals, which cancel the legs in their own way first.
+      ctx.self.tell({ type: "sweep" }).catch(() => {});
       ctx.log.info("Executor started", {
         account_id: accountId,
         alias: account.alias,
@@ -263,6 +368,10 @@ export function executorBehavior(
           return state;
         case "poll":
           await poll(state, ctx);
+          await sweep(state, ctx);
+          return state;
+        case "sweep":
+          await sweep(state, ctx);
           return state;
         case "status":
           msg.reply.ok({
@@ -366,9 +475,14 @@ export function executorBehavior(
       }
     }
 
-    const planned = await plan(state, signal, limits, now, claim);
+    const planned = await plan(state, signal, limits, now, claim, existing);
     if ("reject" in planned) {
       await refuse(state, signal, existing, planned.reject, ctx);
+      return;
+    }
+    const flip = refusedFlip(state, planned.request);
+    if (flip) {
+      await refuse(state, signal, existing, flip, ctx);
       return;
     }
     const gate = state.breaker.tryAcquire();
@@ -386,7 +500,236 @@ export function executorBehavior(
     }
     const order = existing ??
       (await createOrder(db, newOrderFor(state, signal, planned.request), now)).order;
-    await place(state, order, planned.request, signal, msg.attempt ?? 1, maxAgeMs, ctx);
+    const attempt = msg.attempt ?? 1;
+    const cleared = await clearLegs(state, order, planned.request, signal, {
+      attempt,
+      maxAgeMs,
+      written: existing !== null,
+    }, ctx);
+    if (!cleared) return;
+    await place(state, order, cleared.request, signal, attempt, maxAgeMs, ctx, {
+      call: cleared.legsCanceled ? placeAfterLegsFailed(order.symbol) : PLACE_FAILED,
+    });
+  }
+
+  /**
+   * The {@linkcode LEG_RULE} before `order` is submitted: cancels the exit legs in its way, then
+   * shrinks it by what legs filled since it was written (`written`: in an earlier attempt, so
+   * legs may have filled since even when none is open now). Returns the request to submit (and
+   * whether legs were canceled for it), or null when the signal was settled here: retried
+   * later, refused, or nothing left to do.
+   */
+  async function clearLegs(
+    state: State,
+    order: OrderRow,
+    request: OrderRequest,
+    signal: SignalRow,
+    options: { attempt: number; maxAgeMs: number; written: boolean },
+    ctx: ActorContext<ExecutorCommand>,
+  ): Promise<{ request: OrderRequest; legsCanceled: boolean } | null> {
+    const position = state.positions.get(order.symbol)?.quantity ?? 0;
+    const legs = cancelsLegs(position, order.side) ? exitLegs(state, order.symbol) : [];
+    const legsCanceled = legs.length > 0;
+    if (!legsCanceled && !options.written) return { request, legsCanceled };
+    if (legsCanceled) {
+      const why = position === 0
+        ? "trades a flat position"
+        : `${order.side === "sell" ? "sells" : "buys"} against the ${
+          position > 0 ? "long" : "short"
+        } position`;
+      const { ended, failure } = await cancelLegs(
+        state,
+        legs,
+        `Canceled: order "${order.clientOrderId}" ${why}`,
+        ctx,
+      );
+      const cause = { signalId: signal.id, orderId: order.id, why };
+      if (ended.length > 0) await journalLegsCanceled(state, ended, cause, ctx);
+      if (failure) {
+        await attemptFailed(
+          state,
+          order,
+          signal,
+          options.attempt,
+          options.maxAgeMs,
+          failure,
+          ctx,
+          LEGS_FAILED,
+        );
+        return null;
+      }
+    }
+    const size = await resizeNewOrder(db, order, {
+      reason: `exit legs on ${order.symbol} filled before they could be canceled`,
+      at: new Date(clock.now()),
+    });
+    if (!size) return { request, legsCanceled };
+    if (Number(size.quantity) === 0) {
+      await breakerResult(state, "success", ctx);
+      await closeUnplaced(
+        state,
+        order,
+        signal,
+        "canceled",
+        `Nothing left to ${order.side}: exit legs on ${order.symbol} filled ${
+          toDecimal(Number(size.legsFilled))
+        } before they could be canceled, which did this order's work`,
+        ctx,
+        "canceled",
+      );
+      return null;
+    }
+    const quantity = toDecimal(Number(size.quantity));
+    if (size.changed) {
+      ctx.log.warning("Order resized: exit legs filled before they could be canceled", {
+        signal_id: signal.id,
+        order_id: order.id,
+        from: order.quantity,
+        to: quantity,
+        legs_filled: size.legsFilled,
+      });
+    }
+    order.quantity = quantity;
+    return { request: { ...request, quantity }, legsCanceled };
+  }
+
+  /**
+   * The open exit legs on `symbol` whose entry has filled (an entry still working keeps its
+   * legs), oldest first.
+   */
+  function exitLegs(state: State, symbol: string): OrderRow[] {
+    const open = [...state.open.values()];
+    const working = new Set(open.map((o) => o.id));
+    return open.filter((o) =>
+      o.leg !== "entry" && o.symbol === symbol && o.brokerOrderId !== null && o.status !== "new" &&
+      (o.parentId === null || !working.has(o.parentId))
+    );
+  }
+
+  /**
+   * Cancels `legs` at the broker and records how each ended: canceled (with `reason`), or
+   * filled, wholly or in part, before the cancel landed. Stops at the first failure, retryable
+   * (network, 5xx, 429, a cancel not finished yet) or final (the broker refuses to cancel a leg
+   * that is still working); `ended` are the legs done before it.
+   */
+  async function cancelLegs(
+    state: State,
+    legs: OrderRow[],
+    reason: string,
+    ctx: ActorContext<ExecutorCommand>,
+  ): Promise<{ ended: OrderRow[]; failure: BrokerError | null }> {
+    const ended: OrderRow[] = [];
+    const stop = (failure: BrokerError) => ({ ended, failure });
+    for (const leg of legs) {
+      const id = leg.brokerOrderId!;
+      let refused: BrokerError | undefined;
+      try {
+        await state.broker.cancelOrder(id, AbortSignal.timeout(PLACE_TIMEOUT_MS));
+      } catch (error) {
+        if (!(error instanceof BrokerError)) throw error;
+        if (error.retryable) return stop(error);
+        refused = error; // perhaps it filled or ended meanwhile: its state says
+      }
+      let end: BrokerOrder;
+      try {
+        end = await legEnd(state, id, refused === undefined);
+      } catch (error) {
+        if (!(error instanceof BrokerError)) throw error;
+        return stop(error.retryable ? error : refused ?? error);
+      }
+      if (!TERMINAL_STATUSES.has(end.status)) {
+        return stop(
+          refused ?? new BrokerError(
+            `Cannot cancel order "${id}": the broker still reports it ${end.brokerStatus}`,
+            {
+              kind: "unavailable",
+              reason: `the ${leg.leg} leg is still ${end.brokerStatus} after its cancel`,
+            },
+          ),
+        );
+      }
+      // Ours when our cancel did it; one the broker refused ended otherwise (the other leg filled).
+      if (end.status === "canceled" && !refused) end.reason = reason;
+      await apply(state, leg, end, null, ctx);
+      ended.push(leg);
+    }
+    return { ended, failure: null };
+  }
+
+  /** A leg's state after its cancel; an accepted cancel is read again until the leg ends. */
+  async function legEnd(state: State, id: string, canceling: boolean): Promise<BrokerOrder> {
+    for (let read = 1;; read++) {
+      const fresh = await state.broker.getOrder(id, AbortSignal.timeout(PLACE_TIMEOUT_MS));
+      if (!canceling || TERMINAL_STATUSES.has(fresh.status) || read >= LEG_END_READS) {
+        return fresh;
+      }
+      await clock.sleep(LEG_END_READ_INTERVAL_MS);
+    }
+  }
+
+  /** Journals (and logs) the legs that {@linkcode cancelLegs} just ended. */
+  async function journalLegsCanceled(
+    state: State,
+    legs: OrderRow[],
+    cause: { signalId: string | null; orderId: string | null; why: string },
+    ctx: ActorContext<ExecutorCommand>,
+  ) {
+    const data = {
+      rule: LEG_RULE,
+      why: cause.why,
+      legs: legs.map((l) => ({
+        order_id: l.id,
+        client_order_id: l.clientOrderId,
+        broker_order_id: l.brokerOrderId,
+        leg: l.leg,
+        status: l.status,
+        filled_quantity: l.filledQuantity,
+      })),
+    };
+    await journal(db, {
+      userId: state.account.userId,
+      accountId,
+      signalId: cause.signalId,
+      orderId: cause.orderId,
+      event: "legs.canceled",
+      data,
+      at: new Date(clock.now()),
+    });
+    ctx.log.info("Bracket legs canceled", {
+      account_id: accountId,
+      signal_id: cause.signalId,
+      why: cause.why,
+      legs: legs.map((l) => `${l.leg}:${l.clientOrderId}:${l.status}`),
+    });
+  }
+
+  /**
+   * Cancels exit legs still open on flat positions ({@linkcode LEG_RULE}, 2). A failure is
+   * logged and the next sweep tries again; there is no signal to reject.
+   */
+  async function sweep(state: State, ctx: ActorContext<ExecutorCommand>) {
+    if (state.breaker.state !== "closed") return; // the broker is failing: sweep when it answers
+    const symbols = new Set(
+      [...state.open.values()].filter((o) => o.leg !== "entry").map((o) => o.symbol),
+    );
+    for (const symbol of symbols) {
+      if ((state.positions.get(symbol)?.quantity ?? 0) !== 0) continue;
+      const legs = exitLegs(state, symbol);
+      if (legs.length === 0) continue;
+      const why = "the position is flat: the legs protect nothing";
+      const { ended, failure } = await cancelLegs(state, legs, `Canceled: ${why}`, ctx);
+      if (ended.length > 0) {
+        await journalLegsCanceled(state, ended, { signalId: null, orderId: null, why }, ctx);
+      }
+      if (failure) {
+        ctx.log.warning("Cannot cancel exit legs on a flat position; trying again later", {
+          account_id: accountId,
+          symbol,
+          kind: failure.kind,
+          reason: failure.reason,
+        });
+      }
+    }
   }
 
   function newOrderFor(state: State, signal: SignalRow, request: OrderRequest): NewOrder {
@@ -485,7 +828,7 @@ export function executorBehavior(
               1,
               prepared.maxAgeMs,
               ctx,
-              prepared.placing,
+              { placing: prepared.placing },
             );
           });
           break;
@@ -582,13 +925,18 @@ export function executorBehavior(
       1000;
   }
 
-  /** Builds the order a signal asks for and checks it against the account's limits. */
+  /**
+   * Builds the order a signal asks for and checks it against the account's limits. An order
+   * already written for it (`written`, by an earlier attempt) keeps its side and quantity: they
+   * were decided against the position of that moment, and may have been resized since.
+   */
   async function plan(
     state: State,
     signal: SignalRow,
     limits: ReturnType<typeof RiskLimitsSchema.safeParse>,
     now: Date,
     switches: { accountKillSwitch: boolean; globalKillSwitch: boolean },
+    written: OrderRow | null = null,
   ): Promise<{ request: OrderRequest } | { reject: string }> {
     if (!limits.success) {
       return {
@@ -598,8 +946,8 @@ export function executorBehavior(
     const symbol = signal.symbol;
     if (!symbol) return { reject: "Cannot place order: the signal has no broker symbol" };
     const position = state.positions.get(symbol) ?? FLAT;
-    let side = signal.side;
-    let quantity = signal.quantity;
+    let side = written?.side ?? signal.side;
+    let quantity = written?.quantity ?? signal.quantity;
     if (side === null) {
       if (position.quantity === 0) {
         return { reject: `Cannot close ${symbol}: there is no open position` };
@@ -650,12 +998,16 @@ export function executorBehavior(
     attempt: number,
     maxAgeMs: number,
     ctx: ActorContext<ExecutorCommand>,
-    /** The placing already under way (a batch placed the paper order before writing it). */
-    placing?: Promise<BrokerOrder>,
+    options: {
+      /** The placing already under way (a batch placed the paper order before writing it). */
+      placing?: Promise<BrokerOrder>;
+      /** How a failure is journaled and told ({@linkcode PLACE_FAILED} by default). */
+      call?: FailedCall;
+    } = {},
   ) {
     let placed: BrokerOrder;
     try {
-      placed = await (placing ??
+      placed = await (options.placing ??
         state.broker.placeOrder(request, AbortSignal.timeout(PLACE_TIMEOUT_MS)));
     } catch (error) {
       if (!(error instanceof BrokerError)) throw error;
@@ -675,14 +1027,17 @@ export function executorBehavior(
           return;
         }
       }
-      await attemptFailed(state, order, signal, attempt, maxAgeMs, failure, ctx);
+      await attemptFailed(state, order, signal, attempt, maxAgeMs, failure, ctx, options.call);
       return;
     }
     await breakerResult(state, "success", ctx);
     await apply(state, order, placed, signal, ctx);
   }
 
-  /** A failed broker call for an order: journaled, counted by the breaker, retried or final. */
+  /**
+   * A failed broker call for an order (placing it, or, with {@linkcode LEGS_FAILED}, canceling
+   * the legs in its way): journaled, counted by the breaker, retried or final.
+   */
   async function attemptFailed(
     state: State,
     order: OrderRow,
@@ -691,13 +1046,14 @@ export function executorBehavior(
     maxAgeMs: number,
     error: BrokerError,
     ctx: ActorContext<ExecutorCommand>,
+    call: FailedCall = PLACE_FAILED,
   ) {
     await journal(db, {
       userId: state.account.userId,
       accountId,
       signalId: signal.id,
       orderId: order.id,
-      event: "order.failed",
+      event: call.event,
       data: { attempt, kind: error.kind, status: error.status ?? null, reason: error.reason },
       at: new Date(clock.now()),
     });
@@ -708,14 +1064,7 @@ export function executorBehavior(
       return;
     }
     const status: SignalStatus = error.kind === "auth" ? "failed" : "rejected";
-    await closeUnplaced(
-      state,
-      order,
-      signal,
-      status,
-      `Broker refused the order: ${error.reason}`,
-      ctx,
-    );
+    await closeUnplaced(state, order, signal, status, call.refused(order, error), ctx);
   }
 
   /** Schedules another attempt through the durable queue, unless that would pass the signal's max age. */
@@ -759,7 +1108,10 @@ export function executorBehavior(
     );
   }
 
-  /** The order never reached the broker: it is rejected, and so is (or fails) the signal. */
+  /**
+   * The order never reached the broker: it is rejected (or `orderStatus`), and so is (or fails)
+   * the signal.
+   */
   async function closeUnplaced(
     state: State,
     order: OrderRow,
@@ -767,6 +1119,7 @@ export function executorBehavior(
     status: SignalStatus,
     reason: string,
     ctx: ActorContext<ExecutorCommand>,
+    orderStatus: "rejected" | "canceled" = "rejected",
   ) {
     const at = new Date(clock.now());
     await recordOrderUpdate(db, {
@@ -776,7 +1129,7 @@ export function executorBehavior(
       signalId: signal.id,
       symbol: order.symbol,
       side: order.side,
-      status: "rejected",
+      status: orderStatus,
       brokerStatus: "not_placed",
       brokerOrderId: order.brokerOrderId,
       filledQuantity: order.filledQuantity,
@@ -786,11 +1139,19 @@ export function executorBehavior(
       signalStatus: { status, reason },
       at,
     });
+    order.status = orderStatus;
+    state.open.delete(order.clientOrderId);
     publish(state, "signal.rejected", { signalId: signal.id, orderId: order.id, reason, status });
     ctx.log.warning("Signal not executed", { signal_id: signal.id, status, reason });
   }
 
   /** Rejects a signal, and closes the order row an earlier attempt wrote but never placed. */
+  /** {@linkcode flipRefusal} for `request` on this account. */
+  function refusedFlip(state: State, request: OrderRequest): string | null {
+    const position = state.positions.get(request.symbol)?.quantity ?? 0;
+    return flipRefusal(state.broker.kind, request.symbol, position, request);
+  }
+
   async function refuse(
     state: State,
     signal: SignalRow,
@@ -1207,6 +1568,25 @@ function rootOf(symbol: string): string {
   if (symbol.includes("/")) return symbol.split("/")[0]!;
   const future = /^([A-Z0-9]{1,4}?)[FGHJKMNQUVXZ]\d$/.exec(symbol);
   return future ? future[1]! : symbol;
+}
+
+/**
+ * An open order row as the paper broker takes it back after a restart, with its bracket links:
+ * a leg's entry and other leg (from `placed`, the open rows), an entry's legs still to open.
+ */
+function toRestoredOrder(o: OrderRow, placed: readonly OrderRow[]): RestoredOrder {
+  const order: RestoredOrder = toBrokerOrder(o);
+  if (o.leg === "entry") {
+    if (o.takeProfit) order.takeProfit = { limitPrice: o.takeProfit };
+    if (o.stopLoss) order.stopLoss = { stopPrice: o.stopLoss };
+    return order;
+  }
+  if (o.parentClientOrderId) order.parentClientOrderId = o.parentClientOrderId;
+  const other = placed.find((p) =>
+    p !== o && p.leg !== "entry" && o.parentId !== null && p.parentId === o.parentId
+  );
+  if (other?.brokerOrderId) order.ocoWith = other.brokerOrderId;
+  return order;
 }
 
 function toBrokerOrder(o: OrderRow): BrokerOrder {

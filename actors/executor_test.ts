@@ -29,6 +29,7 @@ import {
   type ExecutorCommand,
   type ExecutorDeps,
   type ExecutorStatus,
+  flipRefusal,
   RETRY_MESSAGE,
 } from "./executor.ts";
 import type { RunningChild } from "./supervisor.ts";
@@ -76,6 +77,8 @@ interface Harness extends AsyncDisposable {
   queue: Queue;
   actor: Actor<ExecutorCommand>;
   start(): Promise<void>;
+  /** Stops the executor cleanly; `start()` runs it again (a restart: state rebuilt from the db). */
+  stop(): Promise<void>;
   /** Accepts a signal the way the webhook does; returns its id. */
   accept(payload: Record<string, unknown>): Promise<string>;
   execute(signalId: string, options?: { recovering?: boolean }): Promise<void>;
@@ -228,6 +231,11 @@ async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
       async start() {
         running = actor.run();
         await status();
+      },
+      async stop() {
+        const stopping = running;
+        running = undefined;
+        await stopping?.stop(5_000);
       },
       async accept(payload) {
         const validation = validateSignal({ account: alias, ...payload });
@@ -1349,4 +1357,553 @@ Deno.test("executor crashing on a failed batch write leaves nothing half-written
     [h.accountId],
   );
   assert.deepEqual(trades.map((t) => t.status).sort(), ["closed", "open"]);
+});
+
+// 10. Bracket legs (LEG_RULE): canceled before an order that reduces, closes or flips their
+// position, kept when an order adds to it.
+
+const BRACKET = {
+  ticker: "AAPL",
+  action: "buy",
+  quantity: 10,
+  price: 100,
+  take_profit: 110,
+  stop_loss: 95,
+};
+
+const LEG_ORDER = ["entry", "take_profit", "stop_loss"];
+
+/** A bracket's orders, entry first, then take profit, then stop loss (written in one instant). */
+async function bracketRows(h: Harness, entryId: string): Promise<OrderDbRow[]> {
+  return (await h.orders(entryId)).sort((a, b) =>
+    LEG_ORDER.indexOf(a.leg) - LEG_ORDER.indexOf(b.leg)
+  );
+}
+
+async function legRows(h: Harness, entryId: string): Promise<OrderDbRow[]> {
+  return (await bracketRows(h, entryId)).filter((o) => o.leg !== "entry");
+}
+
+interface LegsJournal {
+  signal_id: string | null;
+  order_id: string | null;
+  data: { rule: string; why: string; legs: Array<{ order_id: string; status: string }> };
+}
+
+async function legsJournal(h: Harness): Promise<LegsJournal[]> {
+  return [
+    ...await h.db.query<LegsJournal & Record<string, unknown>>(
+      `SELECT signal_id::text AS signal_id, order_id::text AS order_id, data FROM journal
+       WHERE account_id = $1 AND event = 'legs.canceled' ORDER BY id`,
+      [h.accountId],
+    ),
+  ];
+}
+
+async function positionOf(h: Harness, symbol = "AAPL"): Promise<number> {
+  const [row] = await h.db.query<{ quantity: string }>(
+    "SELECT quantity::text AS quantity FROM positions WHERE account_id = $1 AND symbol = $2",
+    [h.accountId, symbol],
+  );
+  return num(row?.quantity ?? 0);
+}
+
+async function fillCount(h: Harness): Promise<number> {
+  return (await h.db.query("SELECT id FROM fills WHERE account_id = $1", [h.accountId])).length;
+}
+
+/** Order calls at the fake since request `from`, with the legs' ids named. */
+function orderCalls(fake: FakeAlpaca, from: number, names: Record<string, string>): string[] {
+  return fake.requests.slice(from).filter((r) => r.path.startsWith("/v2/orders")).map((r) => {
+    const id = r.path.split("/")[3];
+    return id ? `${r.method} ${names[id] ?? id}` : `${r.method} ${r.path}`;
+  });
+}
+
+/** A bracket entry filled at the fake, with its two exit legs open. */
+async function alpacaBracket(h: Harness, fake: FakeAlpaca) {
+  const entry = await h.run(BRACKET);
+  assert.equal(entry.status, "filled");
+  const [tp, sl] = fake.orders.get(entry.id)!.legs!;
+  assert.deepEqual([tp!.status, sl!.status], ["new", "new"]);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
+  return { entry, tp: tp!, sl: sl!, names: { [tp!.id]: "tp", [sl!.id]: "sl" } };
+}
+
+Deno.test("executor cancels an Alpaca bracket's open legs before the close, then sells it all", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  const { entry, tp, sl, names } = await alpacaBracket(h, fake);
+  const seen = fake.requests.length;
+
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 105 });
+  assert.equal(close.status, "filled");
+  // Each leg canceled and read back before the sell; the sell no longer meets held shares.
+  assert.deepEqual(orderCalls(fake, seen, names), [
+    "DELETE tp",
+    "GET tp",
+    "DELETE sl",
+    "GET sl",
+    "POST /v2/orders",
+  ]);
+  assert.deepEqual([tp.status, sl.status], ["canceled", "canceled"]);
+  const sell = fake.orders.get(close.id);
+  assert.deepEqual([sell?.side, sell?.qty, sell?.status], ["sell", "10", "filled"]);
+
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => [l.leg, l.status]), [
+    ["take_profit", "canceled"],
+    ["stop_loss", "canceled"],
+  ]);
+  for (const leg of legs) {
+    assert.equal(leg.reason, `Canceled: order "${close.id}" sells against the long position`);
+  }
+  const events = (await h.journal(close.id)).map((j) => j.event);
+  assert.deepEqual(
+    events.filter((e) => ["order.created", "legs.canceled", "order.filled"].includes(e)),
+    ["order.created", "legs.canceled", "order.filled"],
+  );
+  const [canceled, ...more] = await legsJournal(h);
+  assert.equal(more.length, 0);
+  assert.equal(canceled?.signal_id, close.id);
+  assert.deepEqual(
+    canceled?.data.legs.map((l) => [l.order_id, l.status]).sort(),
+    legs.map((l) => [l.id, "canceled"]).sort(),
+  );
+  assert.equal(await positionOf(h), 0);
+  assert.equal((await h.status()).openOrders, 0);
+  assert.deepEqual(
+    eventsOf(h, "trade.updated").filter((e) => e.data.leg !== "entry").map((e) => [
+      e.data.leg,
+      e.data.status,
+    ]),
+    [["take_profit", "canceled"], ["stop_loss", "canceled"]],
+  );
+});
+
+Deno.test("executor cancels a paper bracket's resting legs before the close; they never fill later", async () => {
+  const clock = new FakeClock();
+  await using h = await startHarness({ clock });
+  const entry = await h.run(BRACKET);
+  assert.equal((await h.status()).openOrders, 2);
+
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 104 });
+  assert.equal(close.status, "filled");
+  const [exit] = await h.orders(close.id);
+  assert.deepEqual([exit?.side, num(exit?.filledQuantity)], ["sell", 10]);
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => l.status), ["canceled", "canceled"]);
+  assert.equal((await legsJournal(h))[0]?.signal_id, close.id);
+  assert.equal((await h.status()).openOrders, 0);
+
+  // Prices through both old exits: nothing fills, the position stays flat.
+  for (const price of ["90", "120"]) {
+    await clock.advance(60_000);
+    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
+  }
+  await h.status();
+  assert.equal(await fillCount(h), 2);
+  assert.equal(await positionOf(h), 0);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
+  const trades = await h.db.query<{ status: string }>(
+    "SELECT status FROM trades WHERE account_id = $1",
+    [h.accountId],
+  );
+  assert.deepEqual(trades.map((t) => t.status), ["closed"]);
+});
+
+Deno.test("executor cancels the legs before a flip, and the new short never meets the old exits", async () => {
+  const clock = new FakeClock();
+  await using h = await startHarness({ clock });
+  const entry = await h.run(BRACKET);
+
+  const flip = await h.run({ ticker: "AAPL", action: "sell", quantity: 15, price: 104 });
+  assert.equal(flip.status, "filled");
+  assert.equal(await positionOf(h), -5);
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => l.status), ["canceled", "canceled"]);
+  for (const leg of legs) {
+    assert.equal(leg.reason, `Canceled: order "${flip.id}" sells against the long position`);
+  }
+  for (const price of ["90", "120"]) {
+    await clock.advance(60_000);
+    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
+  }
+  await h.status();
+  assert.equal(await fillCount(h), 2);
+  assert.equal(await positionOf(h), -5);
+  const trades = await h.db.query<{ status: string; direction: string; quantity: string }>(
+    "SELECT status, direction, quantity::text AS quantity FROM trades WHERE account_id = $1 ORDER BY opened_at",
+    [h.accountId],
+  );
+  assert.deepEqual(trades.map((t) => [t.status, t.direction, num(t.quantity)]), [
+    ["closed", "long", 10],
+    ["open", "short", 5],
+  ]);
+});
+
+Deno.test("executor keeps the legs when an order adds to the position in their entry's direction", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  const { entry, tp, sl, names } = await alpacaBracket(h, fake);
+  const seen = fake.requests.length;
+
+  const add = await h.run({ ticker: "AAPL", action: "buy", quantity: 5, price: 101 });
+  assert.equal(add.status, "filled");
+  assert.deepEqual(orderCalls(fake, seen, names), ["POST /v2/orders"]);
+  assert.deepEqual([tp.status, sl.status], ["new", "new"]);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
+  assert.deepEqual(await legsJournal(h), []);
+  assert.equal(await positionOf(h), 15);
+  assert.equal((await h.status()).openOrders, 2);
+
+  // The close that follows cancels them and sells all 15.
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 102 });
+  assert.equal(close.status, "filled");
+  assert.equal(fake.orders.get(close.id)?.qty, "15");
+  assert.deepEqual([tp.status, sl.status], ["canceled", "canceled"]);
+  assert.equal(await positionOf(h), 0);
+});
+
+Deno.test("executor whose close finds a leg filled in the race submits nothing and says why", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  const { entry, tp, sl, names } = await alpacaBracket(h, fake);
+  // The take profit fills at the broker; the executor has not polled it yet.
+  fake.fillOrder(tp.id);
+  assert.deepEqual([tp.status, sl.status], ["filled", "canceled"]);
+  const seen = fake.requests.length;
+
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 110 });
+  assert.equal(close.status, "canceled");
+  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
+    close.id,
+  ]);
+  assert.equal(
+    row?.reason,
+    "Nothing left to sell: exit legs on AAPL filled 10 before they could be canceled, which did this order's work",
+  );
+  assert.deepEqual(orderCalls(fake, seen, names), ["DELETE tp", "GET tp", "DELETE sl", "GET sl"]);
+  assert.equal(postCount(fake), 1);
+  assert.ok(!fake.orders.has(close.id));
+  const [exit] = await h.orders(close.id);
+  assert.deepEqual([exit?.status, exit?.brokerStatus], ["canceled", "not_placed"]);
+
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => [l.leg, l.status, num(l.filledQuantity)]), [
+    ["take_profit", "filled", 10],
+    ["stop_loss", "canceled", 0],
+  ]);
+  assert.equal(legs[1]?.reason, null, "the broker canceled it (OCO), not us");
+  assert.equal(await positionOf(h), 0);
+  const [trade] = await h.db.query<Record<string, string>>(
+    "SELECT status, exit_price::text AS exit_price, realized_pnl::text AS pnl FROM trades WHERE account_id = $1",
+    [h.accountId],
+  );
+  assert.deepEqual([trade?.status, num(trade?.exit_price), num(trade?.pnl)], ["closed", 110, 100]);
+  assert.deepEqual(
+    (await legsJournal(h))[0]?.data.legs.map((l) => l.status),
+    ["filled", "canceled"],
+  );
+  assert.deepEqual(eventsOf(h, "signal.rejected", close.id).map((e) => e.data.status), [
+    "canceled",
+  ]);
+  assert.equal((await h.status()).openOrders, 0);
+});
+
+Deno.test("executor shrinks the close by what a leg filled in the race, never overselling", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  const { entry, tp, sl } = await alpacaBracket(h, fake);
+  fake.fillOrder(tp.id, "4"); // part of the take profit fills; the executor does not know yet
+
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 110 });
+  assert.equal(close.status, "filled");
+  assert.deepEqual([tp.status, tp.filled_qty, sl.status], ["canceled", "4", "canceled"]);
+  const sell = fake.orders.get(close.id);
+  assert.deepEqual([sell?.qty, sell?.status], ["6", "filled"]);
+  const [exit] = await h.orders(close.id);
+  assert.deepEqual([num(exit?.quantity), num(exit?.filledQuantity)], [6, 6]);
+  const resized = (await h.journal(close.id)).filter((j) => j.event === "order.resized");
+  assert.deepEqual(resized.map((j) => [j.data.from, j.data.to, j.data.legs_filled]), [[
+    "10",
+    "6",
+    "4",
+  ]]);
+  assert.equal(resized[0]?.data.reason, "exit legs on AAPL filled before they could be canceled");
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => [l.status, num(l.filledQuantity)]), [
+    ["canceled", 4],
+    ["canceled", 0],
+  ]);
+  assert.equal(await positionOf(h), 0);
+  const fills = await h.db.query<{ quantity: string }>(
+    "SELECT quantity::text AS quantity FROM fills WHERE account_id = $1 ORDER BY filled_at, id",
+    [h.accountId],
+  );
+  assert.deepEqual(fills.map((f) => num(f.quantity)), [10, 4, 6]);
+});
+
+Deno.test("executor retries a leg cancel that failed retryably through the queue, then closes once", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake, retryBackoffMs: [100] });
+  const { tp, sl, names } = await alpacaBracket(h, fake);
+  const seen = fake.requests.length;
+  fake.faults.add({ method: "DELETE", path: `/v2/orders/${tp.id}`, kind: "status", status: 503 });
+
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 105 });
+  assert.equal(close.status, "filled");
+  assert.deepEqual(orderCalls(fake, seen, names), [
+    "DELETE tp", // 503: the signal goes back to the queue, nothing is submitted
+    "GET /v2/orders:by_client_order_id", // attempt 2 looks for the order first
+    "DELETE tp",
+    "GET tp",
+    "DELETE sl",
+    "GET sl",
+    "POST /v2/orders",
+  ]);
+  assert.deepEqual(h.retries.map((r) => (r.payload as { attempt: number }).attempt), [2]);
+  const journal = await h.journal(close.id);
+  const failed = journal.filter((j) => j.event === "legs.cancel_failed");
+  assert.deepEqual(failed.map((j) => [j.data.attempt, j.data.kind, j.data.status]), [[
+    1,
+    "unavailable",
+    503,
+  ]]);
+  assert.deepEqual(
+    journal.map((j) => j.event).filter((e) => e.startsWith("legs.") || e === "order.filled"),
+    ["legs.cancel_failed", "legs.canceled", "order.filled"],
+  );
+  assert.deepEqual([tp.status, sl.status], ["canceled", "canceled"]);
+  assert.equal(postCount(fake), 2);
+  assert.equal(fake.orders.get(close.id)?.status, "filled");
+  assert.equal(await positionOf(h), 0);
+  assert.deepEqual(h.breakerSaves.at(-1), { failures: [], openUntil: null });
+});
+
+Deno.test("executor rejects the signal loudly when the broker refuses to cancel a leg, submitting nothing", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  const { entry, tp, sl } = await alpacaBracket(h, fake);
+  fake.faults.add({
+    method: "DELETE",
+    path: `/v2/orders/${tp.id}`,
+    kind: "status",
+    status: 422,
+    body: { code: 42210000, message: "order is not cancelable" },
+  });
+
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 105 });
+  assert.equal(close.status, "rejected");
+  const reason =
+    "Cannot cancel the open bracket legs on AAPL before the order: order is not cancelable; nothing was submitted";
+  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
+    close.id,
+  ]);
+  assert.equal(row?.reason, reason);
+  assert.deepEqual(eventsOf(h, "signal.rejected", close.id).map((e) => e.data.reason), [reason]);
+  assert.ok(h.lines.some((l) => l.message === "Signal not executed" && l.reason === reason));
+  assert.equal(postCount(fake), 1);
+  assert.ok(!fake.orders.has(close.id));
+  const [exit] = await h.orders(close.id);
+  assert.deepEqual([exit?.status, exit?.brokerStatus, exit?.reason], [
+    "rejected",
+    "not_placed",
+    reason,
+  ]);
+  const failed = (await h.journal(close.id)).filter((j) => j.event === "legs.cancel_failed");
+  assert.deepEqual(failed.map((j) => [j.data.kind, j.data.status]), [["rejected", 422]]);
+  // Nothing was changed: the legs still protect the position.
+  assert.deepEqual([tp.status, sl.status], ["new", "new"]);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
+  assert.deepEqual(await legsJournal(h), []);
+  assert.equal(await positionOf(h), 10);
+  assert.equal(h.retries.length, 0);
+});
+
+const CRASH_POINTS = {
+  "after the broker canceled a leg, before it was recorded": "cancel",
+  "after the legs were recorded canceled, just before the submit": "submit",
+} as const;
+
+for (const [when, point] of Object.entries(CRASH_POINTS)) {
+  Deno.test(`executor crashing ${when} submits the close exactly once after the restart`, async () => {
+    await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+    let armed = false;
+    const died = () => new Deno.errors.ConnectionReset("the process died here");
+    await using h = await startHarness({
+      alpaca: fake,
+      wrapBroker: (broker) => ({
+        ...broker,
+        kind: broker.kind,
+        async cancelOrder(id: string, signal?: AbortSignal) {
+          await broker.cancelOrder(id, signal);
+          if (armed && point === "cancel") {
+            armed = false;
+            throw died();
+          }
+        },
+        placeOrder(request: OrderRequest, signal?: AbortSignal): Promise<BrokerOrder> {
+          if (armed && point === "submit") {
+            armed = false;
+            return Promise.reject(died());
+          }
+          return broker.placeOrder(request, signal);
+        },
+      }),
+    });
+    const { entry, tp, sl } = await alpacaBracket(h, fake);
+    armed = true;
+    const id = await h.accept({ ticker: "AAPL", action: "close", price: 105 });
+    await h.execute(id);
+    await until(() => h.actor.status === "crashed", "the executor to crash");
+    assert.equal((await getSignal(h.db, id))?.status, "executing");
+    assert.equal(postCount(fake), 1);
+
+    // The restart (the supervisor's job) recovers the signal by itself.
+    await h.start();
+    assert.equal((await h.finished(id)).status, "filled");
+    // Told again (ingest recovering it too): already done, the broker hears nothing.
+    await h.execute(id, { recovering: true });
+    await h.status();
+    assert.equal(postCount(fake), 2);
+    assert.equal(fake.orders.get(id)?.status, "filled");
+    assert.equal(fake.orders.get(id)?.qty, "10");
+    assert.deepEqual([tp.status, sl.status], ["canceled", "canceled"]);
+    const rows = await h.orders(id);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]?.status, "filled");
+    assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
+    const canceled = await legsJournal(h);
+    assert.deepEqual(canceled.map((j) => j.signal_id), [id]);
+    assert.equal(await positionOf(h), 0);
+  });
+}
+
+Deno.test("executor cancels exit legs left open on a flat position when it starts", async () => {
+  const clock = new FakeClock();
+  await using h = await startHarness({ clock });
+  const entry = await h.run(BRACKET);
+  await h.stop();
+  // Closed behind the legs' back (a manual close, or a close before the leg rule existed).
+  await h.db.query("UPDATE positions SET quantity = 0 WHERE account_id = $1 AND symbol = 'AAPL'", [
+    h.accountId,
+  ]);
+
+  await h.start();
+  await h.status(); // start() asked before init told the sweep; this asks after it
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => l.status), ["canceled", "canceled"]);
+  for (const leg of legs) {
+    assert.equal(leg.reason, "Canceled: the position is flat: the legs protect nothing");
+  }
+  const [canceled] = await legsJournal(h);
+  assert.deepEqual([canceled?.signal_id, canceled?.order_id], [null, null]);
+  assert.deepEqual(canceled?.data.legs.map((l) => l.order_id).sort(), legs.map((l) => l.id).sort());
+  assert.equal((await h.status()).openOrders, 0);
+  for (const price of ["90", "120"]) {
+    await clock.advance(60_000);
+    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
+  }
+  await h.status();
+  assert.equal(await fillCount(h), 1);
+  assert.equal(await positionOf(h), 0);
+});
+
+Deno.test("executor restarted with a paper bracket open keeps its links: one leg filling cancels the other", async () => {
+  const clock = new FakeClock();
+  await using h = await startHarness({ clock });
+  const entry = await h.run(BRACKET);
+  // A limit bracket entry still working: its legs open only when it fills.
+  const working = await h.accept({
+    ticker: "MSFT",
+    action: "buy",
+    quantity: 2,
+    price: 400,
+    order_type: "limit",
+    limit_price: 390,
+    take_profit: 420,
+    stop_loss: 380,
+  });
+  await h.execute(working);
+  await until(async () => (await getSignal(h.db, working))?.status === "placed", "MSFT to rest");
+  await h.stop();
+
+  await h.start(); // a fresh paper book, restored from the database
+  assert.equal((await h.status()).openOrders, 3);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
+  await clock.advance(60_000);
+  await h.actor.ref.tell({ type: "price", symbol: "AAPL", price: "112", at: clock.now() });
+  await h.status();
+  const legs = await legRows(h, entry.id);
+  assert.deepEqual(legs.map((l) => [l.leg, l.status]), [
+    ["take_profit", "filled"],
+    ["stop_loss", "canceled"],
+  ]);
+  assert.match(legs[1]?.reason ?? "", /other leg of the bracket filled/);
+  // Through the old stop: it never fills, no short opens.
+  await h.actor.ref.tell({ type: "price", symbol: "AAPL", price: "90", at: clock.now() });
+  await h.status();
+  assert.equal(await positionOf(h), 0);
+  assert.equal(await fillCount(h), 2);
+
+  // The working entry fills after the restart and still opens its two legs.
+  await h.actor.ref.tell({ type: "price", symbol: "MSFT", price: "389", at: clock.now() });
+  assert.equal((await h.finished(working)).status, "filled");
+  await h.status();
+  const msft = await bracketRows(h, working);
+  assert.deepEqual(msft.map((o) => [o.leg, o.status]), [
+    ["entry", "filled"],
+    ["take_profit", "pending"],
+    ["stop_loss", "pending"],
+  ]);
+  assert.ok(msft.slice(1).every((o) => o.parentId === msft[0]?.id));
+  assert.equal(await positionOf(h, "MSFT"), 2);
+});
+
+Deno.test("executor refuses a flip at Alpaca before touching the legs, so the position stays protected", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  const { entry, tp, sl } = await alpacaBracket(h, fake);
+
+  // Alpaca never flips a position in one order: refused here, with the legs left working.
+  const flip = await h.run({ ticker: "AAPL", action: "sell", quantity: 15, price: 104 });
+  assert.equal(flip.status, "rejected");
+  const reason =
+    "Cannot flip the position in one order at alpaca: you are long 10 AAPL and this sells 15. Send a close first, then the new entry. Nothing was changed; the open bracket legs stay";
+  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
+    flip.id,
+  ]);
+  assert.equal(row?.reason, reason);
+  assert.deepEqual(eventsOf(h, "signal.rejected", flip.id).map((e) => e.data.reason), [reason]);
+  assert.deepEqual([tp.status, sl.status], ["new", "new"]);
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
+  assert.equal(fake.orders.has(flip.id), false);
+  assert.equal(await positionOf(h), 10);
+
+  // A close, then the short entry, works: the legs go first, the position ends short 5.
+  const close = await h.run({ ticker: "AAPL", action: "close", price: 104 });
+  assert.equal(close.status, "filled");
+  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
+  const short = await h.run({ ticker: "AAPL", action: "sell", quantity: 5, price: 104 });
+  assert.equal(short.status, "filled");
+  assert.equal(await positionOf(h), -5);
+});
+
+Deno.test("flipRefusal: only a broker that cannot flip, only an order that crosses zero", () => {
+  const sell = (quantity: string) => ({ side: "sell" as const, quantity });
+  const buy = (quantity: string) => ({ side: "buy" as const, quantity });
+  assert.equal(flipRefusal("paper", "AAPL", 10, sell("15")), null);
+  assert.equal(flipRefusal("alpaca", "AAPL", 0, sell("15")), null, "opening a short");
+  assert.equal(flipRefusal("alpaca", "AAPL", 10, sell("10")), null, "a close");
+  assert.equal(flipRefusal("alpaca", "AAPL", 10, sell("4")), null, "a reduction");
+  assert.equal(flipRefusal("alpaca", "AAPL", 10, buy("4")), null, "adding");
+  assert.match(
+    flipRefusal("alpaca", "AAPL", 10, sell("10.5"))!,
+    /long 10 AAPL and this sells 10.5/,
+  );
+  assert.match(
+    flipRefusal("alpaca", "BTC/USD", -0.5, buy("1"))!,
+    /short 0.5 BTC\/USD and this buys 1/,
+  );
 });

@@ -6,7 +6,9 @@
  * other (OCO). Like a real broker it refuses a reused client order id.
  *
  * Its book lives in memory; after a restart the executor restores the open orders from the
- * database with {@linkcode PaperBroker.restore}.
+ * database with {@linkcode PaperBroker.restore}, bracket links included (a leg's entry and its
+ * other leg, an entry's legs still to open), so a restart never lets both legs of a bracket fill.
+ * A canceled order leaves the book at once and never fills.
  */
 import { z } from "zod";
 import type { Clock } from "../lib/clock.ts";
@@ -48,6 +50,13 @@ interface Resting {
   pendingLegs?: { takeProfit?: string; stopLoss?: { stop: string; limit?: string } };
 }
 
+/**
+ * An open order to put back after a restart. A bracket leg carries `parentClientOrderId` and, when
+ * its other leg is open too, `ocoWith`; an entry that has not filled yet carries the legs it
+ * opens when it does.
+ */
+export type RestoredOrder = BrokerOrder & Pick<OrderRequest, "takeProfit" | "stopLoss">;
+
 /** Options of {@linkcode PaperBroker}. */
 export interface PaperBrokerOptions {
   settings: PaperSettings;
@@ -74,10 +83,11 @@ export class PaperBroker implements Broker {
     this.#newId = options.newId ?? (() => `paper-${crypto.randomUUID()}`);
   }
 
-  /** Puts back orders that were open before a restart, and the positions. */
-  restore(open: BrokerOrder[], positions: BrokerPosition[] = []): void {
-    for (const order of open) {
-      if (TERMINAL_STATUSES.has(order.status)) continue;
+  /** Puts back orders that were open before a restart, with their bracket links, and the positions. */
+  restore(open: RestoredOrder[], positions: BrokerPosition[] = []): void {
+    for (const restored of open) {
+      if (TERMINAL_STATUSES.has(restored.status)) continue;
+      const { takeProfit, stopLoss, ...order } = restored;
       this.#remember(order);
       this.#resting.set(order.id, {
         order,
@@ -89,6 +99,7 @@ export class PaperBroker implements Broker {
           : undefined,
         triggered: false,
         ocoWith: order.ocoWith,
+        pendingLegs: order.leg ? undefined : pendingLegs({ takeProfit, stopLoss }),
       });
     }
     for (const p of positions) {
@@ -152,14 +163,7 @@ export class PaperBroker implements Broker {
       limitPrice: request.limitPrice ? Number(request.limitPrice) : undefined,
       stopPrice: request.stopPrice ? Number(request.stopPrice) : undefined,
       triggered: false,
-      pendingLegs: request.takeProfit || request.stopLoss
-        ? {
-          takeProfit: request.takeProfit?.limitPrice,
-          stopLoss: request.stopLoss
-            ? { stop: request.stopLoss.stopPrice, limit: request.stopLoss.limitPrice }
-            : undefined,
-        }
-        : undefined,
+      pendingLegs: pendingLegs(request),
     };
     if (reference !== undefined) this.#lastPrice.set(request.symbol, reference);
     this.#resting.set(order.id, resting);
@@ -392,6 +396,18 @@ export class PaperBroker implements Broker {
   #copy(order: BrokerOrder): BrokerOrder {
     return structuredClone(order);
   }
+}
+
+/** The legs a bracket entry opens once it fills, if it is one. */
+function pendingLegs(
+  bracket: Pick<OrderRequest, "takeProfit" | "stopLoss">,
+): Resting["pendingLegs"] {
+  const { takeProfit, stopLoss } = bracket;
+  if (!takeProfit && !stopLoss) return undefined;
+  return {
+    takeProfit: takeProfit?.limitPrice,
+    stopLoss: stopLoss ? { stop: stopLoss.stopPrice, limit: stopLoss.limitPrice } : undefined,
+  };
 }
 
 /** Moves a market or stop fill price against the trader by `bps`; limit fills are not slipped. */

@@ -139,3 +139,71 @@ Deno.test("paper settings reject unknown keys and out-of-range values", () => {
     starting_cash: 100_000,
   });
 });
+
+Deno.test("paper keeps a bracket's links across a restart: one leg filling cancels the other, and a working entry still opens its legs", async () => {
+  const a = broker();
+  const entry = await a.placeOrder(
+    order({ takeProfit: { limitPrice: "110" }, stopLoss: { stopPrice: "95" } }),
+  );
+  const [tp, sl] = entry.legs!;
+  const working = await a.placeOrder(
+    order({
+      symbol: "MSFT",
+      type: "limit",
+      limitPrice: "390",
+      referencePrice: "400",
+      takeProfit: { limitPrice: "420" },
+      stopLoss: { stopPrice: "380" },
+    }),
+  );
+  assert.equal(working.status, "pending");
+
+  // What the executor hands over after a restart: the open rows, links rebuilt from the database.
+  const b = broker();
+  b.restore([
+    { ...tp!, ocoWith: sl!.id },
+    { ...sl!, ocoWith: tp!.id },
+    { ...working, takeProfit: { limitPrice: "420" }, stopLoss: { stopPrice: "380" } },
+  ], [{ symbol: "AAPL", quantity: "10", averageEntryPrice: "100" }]);
+
+  const changed = b.onPrice("AAPL", 111, new Date());
+  assert.deepEqual(
+    changed.map((o) => [o.leg, o.status, o.parentClientOrderId]),
+    [["take_profit", "filled", entry.clientOrderId], [
+      "stop_loss",
+      "canceled",
+      entry.clientOrderId,
+    ]],
+  );
+  assert.deepEqual(b.onPrice("AAPL", 90, new Date()), [], "the other leg never fills");
+  assert.deepEqual(await b.positions(), []);
+
+  const opened = b.onPrice("MSFT", 389, new Date());
+  assert.deepEqual(opened.map((o) => [o.leg ?? "entry", o.status]), [
+    ["entry", "filled"],
+    ["take_profit", "pending"],
+    ["stop_loss", "pending"],
+  ]);
+  assert.ok(opened.slice(1).every((o) => o.parentClientOrderId === working.clientOrderId));
+});
+
+Deno.test("paper never fills a canceled leg, and canceling it again changes nothing", async () => {
+  const b = broker();
+  const entry = await b.placeOrder(
+    order({ takeProfit: { limitPrice: "110" }, stopLoss: { stopPrice: "95" } }),
+  );
+  const [tp, sl] = entry.legs!;
+  await b.cancelOrder(tp!.id);
+  await b.cancelOrder(sl!.id);
+  await b.cancelOrder(sl!.id);
+  assert.equal(b.hasResting("AAPL"), false);
+  assert.deepEqual(b.onPrice("AAPL", 120, new Date()), []);
+  assert.deepEqual(b.onPrice("AAPL", 80, new Date()), []);
+  const [tpAfter, slAfter] = [await b.getOrder(tp!.id), await b.getOrder(sl!.id)];
+  assert.deepEqual([tpAfter.status, slAfter.status], ["canceled", "canceled"]);
+  assert.deepEqual(await b.positions(), [{
+    symbol: "AAPL",
+    quantity: "10",
+    averageEntryPrice: "100",
+  }]);
+});

@@ -24,6 +24,7 @@ export const AUDIT_ACTIONS = [
   "kill_switch.changed",
   "secrets.rotated",
   "notification_channel.created",
+  "notification_channel.updated",
   "notification_channel.deleted",
   "demo.seeded",
   "demo.reset",

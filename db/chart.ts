@@ -29,6 +29,7 @@ export function chartSeries(db: Queryable, userId: string): Promise<ChartSeries[
 
 /** One fill as the chart marks it. */
 export interface ChartFill {
+  order_id: string;
   side: "buy" | "sell";
   quantity: string;
   price: string;
@@ -44,7 +45,7 @@ export function symbolFills(
 ): Promise<ChartFill[]> {
   return db.query<ChartFill & Record<string, unknown>>(
     `SELECT * FROM (
-       SELECT f.side, f.quantity::text AS quantity, f.price::text AS price, f.filled_at,
+       SELECT f.order_id, f.side, f.quantity::text AS quantity, f.price::text AS price, f.filled_at,
               a.alias AS account
        FROM fills f JOIN broker_accounts a ON a.id = f.account_id
        WHERE f.user_id = $1 AND f.symbol = $2 AND f.filled_at >= $3

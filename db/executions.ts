@@ -52,6 +52,10 @@ export interface OrderRow {
   status: "new" | OrderStatus;
   filledQuantity: string;
   averageFillPrice: string | null;
+  /** A bracket leg's entry, by client order id ({@linkcode openOrders} only). */
+  parentClientOrderId?: string | null;
+  /** The legs a bracket entry opens when it fills ({@linkcode openOrders} only). */
+  takeProfit?: string | null;
   stopLoss?: string | null;
 }
 
@@ -265,13 +269,92 @@ export async function getOrderByClientOrderId(
   return row ?? null;
 }
 
-/** Open orders of an account (not yet terminal), oldest first. */
+/**
+ * Open orders of an account (not yet terminal), oldest first, with their bracket links: a leg's
+ * entry, and the legs an entry opens (from its signal), so a restart loses neither.
+ */
 export function openOrders(db: Queryable, accountId: string): Promise<OrderRow[]> {
   return db.query<OrderRow & Record<string, unknown>>(
-    `SELECT ${ORDER} FROM orders o WHERE o.account_id = $1 AND o.status IN ('new', 'pending', 'partially_filled')
+    `SELECT ${ORDER}, p.client_order_id AS "parentClientOrderId", s.take_profit AS "takeProfit",
+            s.stop_loss AS "stopLoss"
+     FROM orders o
+     LEFT JOIN orders p ON p.id = o.parent_id
+     LEFT JOIN signals s ON s.id = o.signal_id AND o.leg = 'entry'
+     WHERE o.account_id = $1 AND o.status IN ('new', 'pending', 'partially_filled')
      ORDER BY o.created_at, o.id`,
     [accountId],
   );
+}
+
+/** How {@linkcode resizeNewOrder} left an order. */
+export interface Resize {
+  /** The quantity to submit now; "0" when the legs did all of the order's work. */
+  quantity: string;
+  /** The quantity the order was written with. */
+  written: string;
+  /** What exit legs on the order's symbol and side filled since it was written. */
+  legsFilled: string;
+  /** This call changed the row (and journaled `order.resized`). */
+  changed: boolean;
+}
+
+/**
+ * Shrinks an order that is written but not placed (`new`) by what the account's bracket exit
+ * legs on its symbol and side filled since it was written: those fills did part of its work, so
+ * submitting it whole would oversell, or flip a position nobody meant to flip. Idempotent: it
+ * starts from the quantity the order was written with (its `order.created` entry) and counts the
+ * legs' fills journaled after that entry, so a repeat after a crash lands on the same figure.
+ * Journals `order.resized` with `reason` when it changes the row; a result of "0" leaves the row
+ * as it is, for the caller to close. Null when the order is not `new`.
+ */
+export async function resizeNewOrder(
+  db: Queryable,
+  order: Pick<OrderRow, "id">,
+  options: { reason: string; at: Date },
+): Promise<Resize | null> {
+  const [row] = await db.query<
+    { current: string; written: string; filled: string; quantity: string; changed: boolean }
+  >(
+    `WITH target AS (
+       SELECT o.id, o.user_id, o.account_id, o.signal_id, o.quantity AS current, c.written,
+              COALESCE((
+                SELECT sum((j.data ->> 'quantity')::numeric)
+                FROM journal j JOIN orders l ON l.id = j.order_id
+                WHERE j.user_id = o.user_id AND j.id > c.journal_id AND j.event = 'order.filled'
+                  AND l.account_id = o.account_id AND l.symbol = o.symbol AND l.side = o.side
+                  AND l.leg <> 'entry'
+              ), 0) AS filled
+       FROM orders o
+       CROSS JOIN LATERAL (
+         SELECT id AS journal_id, (data ->> 'quantity')::numeric AS written FROM journal
+         WHERE order_id = o.id AND event = 'order.created' ORDER BY id LIMIT 1
+       ) c
+       WHERE o.id = $1 AND o.status = 'new'
+     ), resized AS (
+       UPDATE orders o SET quantity = t.written - t.filled, updated_at = $2
+       FROM target t
+       WHERE o.id = t.id AND t.written - t.filled > 0 AND t.written - t.filled <> t.current
+       RETURNING o.id
+     ), journaled AS (
+       INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+       SELECT t.user_id, t.account_id, t.signal_id, t.id, 'order.resized',
+              jsonb_build_object('from', t.current::text, 'to', (t.written - t.filled)::text,
+                                 'legs_filled', t.filled::text, 'reason', $3::text), $2
+       FROM target t WHERE EXISTS (SELECT 1 FROM resized)
+     )
+     SELECT t.current::text AS current, t.written::text AS written, t.filled::text AS filled,
+            GREATEST(t.written - t.filled, 0)::text AS quantity,
+            EXISTS (SELECT 1 FROM resized) AS changed
+     FROM target t`,
+    [order.id, options.at, options.reason],
+  );
+  if (!row) return null;
+  return {
+    quantity: row.quantity,
+    written: row.written,
+    legsFilled: row.filled,
+    changed: row.changed,
+  };
 }
 
 /** Positions of an account, as stored. */

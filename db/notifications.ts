@@ -137,6 +137,46 @@ export async function deleteChannel(db: Queryable, userId: string, id: string): 
   return rows.length > 0;
 }
 
+/** What an update may change; absent fields stay as they are (the secret never changes). */
+export interface ChannelPatch {
+  name?: string;
+  /** null: every type. */
+  events?: string[] | null;
+  enabled?: boolean;
+  /** Telegram only. */
+  chatId?: string;
+}
+
+/** Updates one of `userId`'s channels; undefined when unknown or another user's. */
+export async function updateChannel(
+  db: Queryable,
+  userId: string,
+  id: string,
+  patch: ChannelPatch,
+): Promise<NotificationChannel | undefined> {
+  const rows = await db.query<Record<string, unknown>>(
+    `UPDATE notification_channels SET
+       name = CASE WHEN $3::boolean THEN $4 ELSE name END,
+       events = CASE WHEN $5::boolean THEN $6::text::jsonb ELSE events END,
+       enabled = COALESCE($7::boolean, enabled),
+       chat_id = CASE WHEN $8::boolean THEN $9 ELSE chat_id END
+     WHERE user_id = $1 AND id = $2
+     RETURNING ${COLUMNS}`,
+    [
+      userId,
+      id,
+      patch.name !== undefined,
+      patch.name ?? null,
+      patch.events !== undefined,
+      patch.events ? JSON.stringify(patch.events) : null,
+      patch.enabled ?? null,
+      patch.chatId !== undefined,
+      patch.chatId ?? null,
+    ],
+  );
+  return rows[0] && toChannel(rows[0]);
+}
+
 /** A notification that failed every attempt. */
 export interface NotificationDeadLetter {
   id: string;

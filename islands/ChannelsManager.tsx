@@ -1,7 +1,8 @@
 /**
  * Notification channels: the list, adding a Telegram chat (bot token + chat id) or a Discord
- * webhook, choosing the events a new channel gets, sending a test message and deleting one. The
- * bot token and the webhook URL are write-only: sent once, never shown again.
+ * webhook, choosing the events a channel gets, editing one (name, events, chat, on/off), sending
+ * a test message and deleting one. The bot token and the webhook URL are write-only: sent once,
+ * never shown again (to change one, delete the channel and add it again).
  */
 import { useState } from "preact/hooks";
 import { api } from "./_client/api.ts";
@@ -37,17 +38,61 @@ export interface ChannelsManagerProps {
 
 type TestResult = { ok: boolean; error?: string };
 
+const NO_EVENTS = "Choose at least one event, or all events.";
+
+/** The events a form's {@linkcode EventsPicker} chose: null for all. */
+function eventsOf(form: HTMLFormElement): string[] | null {
+  const data = new FormData(form);
+  return data.get("all") ? null : data.getAll("events").map(String);
+}
+
+/** "All events", or a box per event type; `chosen` null starts from all. */
+function EventsPicker({ eventTypes, chosen }: { eventTypes: string[]; chosen: string[] | null }) {
+  const [all, setAll] = useState(chosen === null);
+  return (
+    <fieldset>
+      <legend>Events</legend>
+      <label class="check">
+        <input
+          type="checkbox"
+          name="all"
+          checked={all}
+          onChange={(e) => setAll((e.currentTarget as HTMLInputElement).checked)}
+        />
+        All events
+      </label>
+      {!all && (
+        <div class="events-pick">
+          {eventTypes.map((type) => (
+            <label class="check" key={type}>
+              <input
+                type="checkbox"
+                name="events"
+                value={type}
+                defaultChecked={chosen === null || chosen.includes(type)}
+              />
+              <span class="mono">{type}</span>
+            </label>
+          ))}
+        </div>
+      )}
+    </fieldset>
+  );
+}
+
 export default function ChannelsManager(
   { channels: initial, eventTypes, zone }: ChannelsManagerProps,
 ) {
   const [channels, setChannels] = useState(initial);
   const [kind, setKind] = useState<"telegram" | "discord">("telegram");
-  const [allEvents, setAllEvents] = useState(true);
+  /** Bumped after each new channel, so the next one's event choice starts from "all". */
+  const [created, setCreated] = useState(0);
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
   const [status, setStatus] = useState("");
   const [results, setResults] = useState<Record<string, TestResult>>({});
+  const [editing, setEditing] = useState<string | null>(null);
 
   async function reload() {
     const list = await api<{ data: ChannelView[] }>("GET", "/api/v1/notification-channels");
@@ -58,9 +103,9 @@ export default function ChannelsManager(
     event.preventDefault();
     const form = event.currentTarget as HTMLFormElement;
     const name = field(form, "name").trim();
-    const events = allEvents ? null : new FormData(form).getAll("events").map(String);
+    const events = eventsOf(form);
     if (events && events.length === 0) {
-      setError("Choose at least one event, or all events.");
+      setError(NO_EVENTS);
       return;
     }
     setBusy("create");
@@ -77,7 +122,7 @@ export default function ChannelsManager(
           : { webhook_url: field(form, "webhook_url").trim() }),
       });
       form.reset();
-      setAllEvents(true);
+      setCreated((n) => n + 1);
       setStatus(`Channel "${name}" added. Send a test to check it.`);
       await reload();
     } catch (failure) {
@@ -106,6 +151,44 @@ export default function ChannelsManager(
     } finally {
       setBusy(null);
     }
+  }
+
+  async function update(channel: ChannelView, change: Record<string, unknown>, done: string) {
+    setBusy(channel.id);
+    setError("");
+    setErrors({});
+    setStatus("");
+    try {
+      await api("PATCH", `/api/v1/notification-channels/${channel.id}`, change);
+      setStatus(done);
+      setEditing(null);
+      await reload();
+    } catch (failure) {
+      setError(alertOf(failure));
+      setErrors(fieldErrorsOf(failure));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  function save(channel: ChannelView, event: Event) {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const events = eventsOf(form);
+    if (events && events.length === 0) {
+      setError(NO_EVENTS);
+      return;
+    }
+    const name = field(form, "name").trim();
+    return update(
+      channel,
+      {
+        name,
+        events,
+        ...(channel.kind === "telegram" ? { chat_id: field(form, "chat_id").trim() } : {}),
+      },
+      `Channel "${name}" saved.`,
+    );
   }
 
   async function remove(channel: ChannelView) {
@@ -154,7 +237,7 @@ export default function ChannelsManager(
               <tbody>
                 {channels.map((ch) => {
                   const result = results[ch.id];
-                  return (
+                  return [
                     <tr key={ch.id} data-channel-id={ch.id}>
                       <td>
                         <strong>{ch.name}</strong>
@@ -177,6 +260,26 @@ export default function ChannelsManager(
                         </button>{" "}
                         <button
                           type="button"
+                          disabled={busy !== null}
+                          aria-expanded={editing === ch.id}
+                          onClick={() => setEditing(editing === ch.id ? null : ch.id)}
+                        >
+                          Edit
+                        </button>{" "}
+                        <button
+                          type="button"
+                          disabled={busy !== null}
+                          onClick={() =>
+                            update(
+                              ch,
+                              { enabled: !ch.enabled },
+                              `Channel "${ch.name}" ${ch.enabled ? "disabled" : "enabled"}.`,
+                            )}
+                        >
+                          {ch.enabled ? "Disable" : "Enable"}
+                        </button>{" "}
+                        <button
+                          type="button"
                           class="danger"
                           disabled={busy !== null}
                           onClick={() => remove(ch)}
@@ -192,8 +295,22 @@ export default function ChannelsManager(
                           {result && (result.ok ? "Test sent." : `Test failed: ${result.error}`)}
                         </span>
                       </td>
-                    </tr>
-                  );
+                    </tr>,
+                    editing === ch.id && (
+                      <tr key={`${ch.id}-edit`} class="edit-row">
+                        <td colSpan={5}>
+                          <EditChannel
+                            channel={ch}
+                            eventTypes={eventTypes}
+                            busy={busy !== null}
+                            errors={errors}
+                            onSave={(e) => save(ch, e)}
+                            onCancel={() => setEditing(null)}
+                          />
+                        </td>
+                      </tr>
+                    ),
+                  ];
                 })}
               </tbody>
             </table>
@@ -263,27 +380,7 @@ export default function ChannelsManager(
               </label>
             )}
         </div>
-        <fieldset>
-          <legend>Events</legend>
-          <label class="check">
-            <input
-              type="checkbox"
-              checked={allEvents}
-              onChange={(e) => setAllEvents((e.currentTarget as HTMLInputElement).checked)}
-            />
-            All events
-          </label>
-          {!allEvents && (
-            <div class="events-pick">
-              {eventTypes.map((type) => (
-                <label class="check" key={type}>
-                  <input type="checkbox" name="events" value={type} defaultChecked />
-                  <span class="mono">{type}</span>
-                </label>
-              ))}
-            </div>
-          )}
-        </fieldset>
+        <EventsPicker key={created} eventTypes={eventTypes} chosen={null} />
         <p class="muted">
           The bot token and the webhook URL are stored encrypted and never shown again.
         </p>
@@ -294,5 +391,53 @@ export default function ChannelsManager(
         </div>
       </form>
     </section>
+  );
+}
+
+/** The edit form of one channel: its name, Telegram chat and events (the secret stays). */
+function EditChannel(
+  { channel, eventTypes, busy, errors, onSave, onCancel }: {
+    channel: ChannelView;
+    eventTypes: string[];
+    busy: boolean;
+    errors: FieldErrors;
+    onSave: (event: Event) => void;
+    onCancel: () => void;
+  },
+) {
+  const id = (name: string) => `edit-${channel.id}-${name}`;
+  return (
+    <form class="form settings-form" data-testid="edit-channel" onSubmit={onSave}>
+      <div class="form inline">
+        <label>
+          Name
+          <input
+            name="name"
+            required
+            maxLength={100}
+            defaultValue={channel.name}
+            aria-describedby={id("name")}
+          />
+          <FieldError id={id("name")} message={errorFor(errors, "name")} />
+        </label>
+        {channel.kind === "telegram" && (
+          <label>
+            Chat id
+            <input
+              name="chat_id"
+              required
+              defaultValue={channel.chat_id ?? ""}
+              aria-describedby={id("chat")}
+            />
+            <FieldError id={id("chat")} message={errorFor(errors, "chat_id")} />
+          </label>
+        )}
+      </div>
+      <EventsPicker eventTypes={eventTypes} chosen={channel.events} />
+      <div>
+        <button type="submit" class="primary" disabled={busy}>Save</button>{" "}
+        <button type="button" disabled={busy} onClick={onCancel}>Cancel</button>
+      </div>
+    </form>
   );
 }

@@ -52,6 +52,9 @@ export interface ChartProps {
   [key: string]: unknown;
 }
 
+/** How many of the newest bars the chart opens on. */
+const VISIBLE_BARS = 120;
+
 /** The colours of static/app.css (a canvas cannot read CSS variables). */
 const COLORS = {
   bg: "#161b22",
@@ -137,7 +140,13 @@ export default function Chart({ symbol, timeframe, zone, bars, lines, markers }:
         text: m.text,
       })),
     );
-    chart.timeScale().fitContent();
+    // The newest bars, wide enough to tell fills apart; the older ones are a scroll away.
+    if (bars.length > VISIBLE_BARS) {
+      chart.timeScale().setVisibleLogicalRange({
+        from: bars.length - VISIBLE_BARS,
+        to: bars.length - 1 + 6,
+      });
+    } else chart.timeScale().fitContent();
     box.current.dataset.rendered = String(bars.length);
     return () => chart.remove();
   }, []);

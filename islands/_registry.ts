@@ -21,6 +21,7 @@ export const ISLANDS: Record<string, () => Promise<IslandModule>> = {
   LoginForm: () => import("./LoginForm.tsx"),
   LogoutButton: () => import("./LogoutButton.tsx"),
   NewSignals: () => import("./NewSignals.tsx"),
+  PageRefresh: () => import("./PageRefresh.tsx"),
   SecurityPanel: () => import("./SecurityPanel.tsx"),
   SetupForm: () => import("./SetupForm.tsx"),
   SystemHealth: () => import("./SystemHealth.tsx"),

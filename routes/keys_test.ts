@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import type { Queryable } from "../db/client.ts";
 import { ALERT_PLACEHOLDERS } from "../lib/alert_message.ts";
 import { hashWebhookKey } from "../lib/webhook_key.ts";
-import { createTestApp } from "../tests/_app.ts";
+import { apiAs, createTestApp } from "../tests/_app.ts";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
-import { accessTokenFor, insertTrader } from "../tests/_fixtures.ts";
+import { insertTrader } from "../tests/_fixtures.ts";
 import type { ErrorBody } from "./_errors.ts";
 
 const DAY_MS = 86_400_000;
@@ -38,30 +38,13 @@ async function trader(db: Queryable, email?: string) {
   return { userId: t.userId, email: user!.email, db };
 }
 
-/**
- * Sends API requests as `user`, each with an access token of the test clock's time (the tests
- * move the clock by days, far past an access token's life).
- */
+/** Sends API requests as `user` (see {@linkcode apiAs}). */
 function caller(
   test: TestApp,
-  user: { userId: string; db: Queryable },
+  user: { userId: string },
   headers: Record<string, string> = {},
 ) {
-  return async (method: string, path: string, body?: unknown) => {
-    const { token } = await accessTokenFor(user.db, { id: user.userId, role: "trader" }, {
-      secret: test.config.jwtSecret,
-      now: test.clock.now(),
-    });
-    return await test.app.request(path, {
-      method,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
-  };
+  return apiAs(test, user.userId, headers);
 }
 
 async function ok<T = KeyBody>(res: Response, status: number): Promise<T> {

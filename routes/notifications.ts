@@ -1,6 +1,6 @@
 /**
- * Notification channels of the authenticated trader: list, create, delete, and send a test
- * message. Secrets (Telegram bot token, Discord webhook URL) are write-only: sealed with the
+ * Notification channels of the authenticated trader: list, create, update (name, events,
+ * enabled, Telegram chat), delete, and send a test message. Secrets (Telegram bot token, Discord webhook URL) are write-only: sealed with the
  * keyring on the way in, never answered, never logged. Only Discord's own webhook URLs are
  * accepted. Every query is scoped by the caller's user id: another user's channel, like an
  * unknown or malformed id, is 404. Changes are audited in the same transaction.
@@ -10,8 +10,10 @@ import { audit } from "../db/audit.ts";
 import {
   createChannel,
   deleteChannel,
+  getSealedChannel,
   listChannels,
   type NotificationChannel,
+  updateChannel,
 } from "../db/notifications.ts";
 import { isUuid } from "../db/queue.ts";
 import { ApiError, ServiceUnavailableError } from "../lib/errors.ts";
@@ -25,13 +27,18 @@ import { ERRORS, IdParam, json, jsonBody, NOT_FOUND, SECURED, validationHook } f
 const Events = z.array(z.enum(NOTIFY_EVENT_TYPES)).max(NOTIFY_EVENT_TYPES.length).nullable()
   .optional().openapi({ description: "Event types to send; null or absent: every type" });
 
+const CHAT_ID = z.string().regex(
+  /^-?\d{1,20}$|^@[A-Za-z0-9_]{5,64}$/,
+  "Must be a chat id or @name",
+);
+
 const CreateBody = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("telegram"),
     name: z.string().trim().min(1).max(100),
     bot_token: z.string().regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, "Must be a Telegram bot token")
       .openapi({ description: "Write-only" }),
-    chat_id: z.string().regex(/^-?\d{1,20}$|^@[A-Za-z0-9_]{5,64}$/, "Must be a chat id or @name"),
+    chat_id: CHAT_ID,
     events: Events,
   }),
   z.strictObject({
@@ -43,6 +50,14 @@ const CreateBody = z.discriminatedUnion("kind", [
     events: Events,
   }),
 ]).openapi("NotificationChannelCreateRequest");
+
+const UpdateBody = z.strictObject({
+  name: z.string().trim().min(1).max(100).optional(),
+  events: Events,
+  enabled: z.boolean().optional().openapi({ description: "false: the channel gets nothing" }),
+  chat_id: CHAT_ID.optional().openapi({ description: "Telegram channels only" }),
+}).refine((body) => Object.keys(body).length > 0, "Give at least one field to change")
+  .openapi("NotificationChannelUpdateRequest");
 
 const Channel = z.object({
   id: z.string(),
@@ -125,6 +140,51 @@ notifications.openapi(
       return row;
     });
     return c.json(present(channel), 201);
+  },
+);
+
+notifications.openapi(
+  createRoute({
+    method: "patch",
+    path: "/api/v1/notification-channels/{id}",
+    tags: ["notifications"],
+    summary: "Rename a channel, choose its events, disable or enable it, or move a Telegram chat",
+    description:
+      "The bot token and webhook URL cannot change: delete the channel and add it again.",
+    ...SECURED,
+    request: { params: IdParam, ...jsonBody(UpdateBody) },
+    responses: { 200: json(Channel, "The channel as it is now"), ...ERRORS, ...NOT_FOUND },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const { db } = c.get("deps");
+    const { userId } = authUser(c);
+    const channel = isUuid(id) && await db.transaction(async (tx) => {
+      const before = await getSealedChannel(tx, userId, id);
+      if (!before) return undefined;
+      if (body.chat_id !== undefined && before.kind !== "telegram") {
+        throw new ApiError("VALIDATION_ERROR", "Only a Telegram channel has a chat id", {
+          details: [{ field: "chat_id", message: "Only a Telegram channel has a chat id" }],
+        });
+      }
+      const row = await updateChannel(tx, userId, id, {
+        name: body.name,
+        events: body.events,
+        enabled: body.enabled,
+        chatId: body.chat_id,
+      });
+      await audit(tx, {
+        ...auditActor(c),
+        action: "notification_channel.updated",
+        targetType: "notification_channel",
+        targetId: id,
+        data: body,
+      });
+      return row;
+    });
+    if (!channel) throw new ApiError("NOT_FOUND", `Cannot find notification channel "${id}"`);
+    return c.json(present(channel), 200);
   },
 );
 

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createActor } from "../actors/actor.ts";
 import { notifierBehavior, type NotifierCommand } from "../actors/notifier.ts";
+import { channelsForEvent, getSealedChannel } from "../db/notifications.ts";
 import type { Queue } from "../db/queue.ts";
-import { createTestApp } from "../tests/_app.ts";
+import { apiAs, createTestApp } from "../tests/_app.ts";
 import { createTestDb } from "../tests/_db.ts";
-import { accessTokenFor, insertTrader } from "../tests/_fixtures.ts";
+import { insertTrader } from "../tests/_fixtures.ts";
 import { startFakeTelegram } from "../tests/fakes/telegram.ts";
 
 const BOT_TOKEN = "123456:AAH-route-test-secret-token";
@@ -32,20 +33,7 @@ Deno.test("notification channel routes: create, list without secrets, scope by u
   try {
     const alice = await insertTrader(db, { email: "alice@example.com" });
     const bob = await insertTrader(db, { email: "bob@example.com" });
-    const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
-      const { token } = await accessTokenFor(db, { id: userId, role: "trader" }, {
-        secret: test.config.jwtSecret,
-        now: test.clock.now(),
-      });
-      return await test.app.request(path, {
-        method,
-        headers: {
-          Authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    };
+    const as = (userId: string) => apiAs(test, userId);
     const a = as(alice.userId);
     const b = as(bob.userId);
 
@@ -130,4 +118,115 @@ Deno.test("notification channel routes: create, list without secrets, scope by u
   } finally {
     await running.stop(1_000);
   }
+});
+
+Deno.test("notification channel update: rename, choose events, disable, move a chat; checked, scoped, audited", async () => {
+  await using testDb = await createTestDb("pglite");
+  const { db } = testDb;
+  await using test = createTestApp({ db });
+  const alice = await insertTrader(db, { email: "alice@example.com" });
+  const bob = await insertTrader(db, { email: "bob@example.com" });
+  const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
+    const res = await apiAs(test, userId)(method, path, body);
+    return { status: res.status, body: await res.json().catch(() => null) };
+  };
+  const a = as(alice.userId);
+  const telegram = await a("POST", "/api/v1/notification-channels", {
+    kind: "telegram",
+    name: "phone",
+    bot_token: BOT_TOKEN,
+    chat_id: "1001",
+  });
+  const discord = await a("POST", "/api/v1/notification-channels", {
+    kind: "discord",
+    name: "desk",
+    webhook_url: WEBHOOK,
+  });
+  const path = (id: string) => `/api/v1/notification-channels/${id}`;
+
+  const renamed = await a("PATCH", path(telegram.body.id), {
+    name: "  my phone ",
+    events: ["signal.rejected"],
+    chat_id: "@desk_alerts",
+  });
+  assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+  assert.equal(renamed.body.name, "my phone");
+  assert.deepEqual(renamed.body.events, ["signal.rejected"]);
+  assert.equal(renamed.body.chat_id, "@desk_alerts");
+  assert.equal(renamed.body.enabled, true);
+  const sealed = await getSealedChannel(db, alice.userId, telegram.body.id);
+  assert.equal(sealed?.chatId, "@desk_alerts");
+  assert.equal(await test.deps.keyring.decrypt(sealed!.secret), BOT_TOKEN, "the token is kept");
+  assert.deepEqual(
+    (await channelsForEvent(db, alice.userId, "signal.rejected")).map((c) => c.name),
+    ["my phone", "desk"],
+  );
+  assert.deepEqual(
+    (await channelsForEvent(db, alice.userId, "trade.updated")).map((c) => c.name),
+    ["desk"],
+  );
+
+  // Disabled: the notifier's lookup no longer sees it; null events means every type again.
+  const disabled = await a("PATCH", path(discord.body.id), { enabled: false });
+  assert.equal(disabled.status, 200);
+  assert.equal(disabled.body.enabled, false);
+  assert.equal(disabled.body.name, "desk", "fields not given stay");
+  assert.deepEqual(await channelsForEvent(db, alice.userId, "trade.updated"), []);
+  const all = await a("PATCH", path(telegram.body.id), { events: null });
+  assert.equal(all.body.events, null);
+  assert.equal(all.body.chat_id, "@desk_alerts");
+  assert.deepEqual(
+    (await channelsForEvent(db, alice.userId, "trade.updated")).map((c) => c.name),
+    ["my phone"],
+  );
+
+  // Bad input: a clear 400 naming the field, and nothing changes.
+  for (
+    const [id, body, field] of [
+      [discord.body.id, { chat_id: "1002" }, "chat_id"],
+      [telegram.body.id, {}, undefined],
+      [telegram.body.id, { bot_token: BOT_TOKEN }, undefined],
+      [telegram.body.id, { name: "" }, "name"],
+      [telegram.body.id, { events: ["no.such.event"] }, "events.0"],
+      [telegram.body.id, { enabled: "no" }, "enabled"],
+      [telegram.body.id, { chat_id: "not a chat" }, "chat_id"],
+    ] as const
+  ) {
+    const res = await a("PATCH", path(id), body);
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.equal(res.body.error.code, "VALIDATION_ERROR");
+    if (field) {
+      assert.ok(
+        res.body.error.details.some((d: { field?: string }) => d.field === field),
+        JSON.stringify(res.body),
+      );
+    }
+  }
+  const after = await a("GET", "/api/v1/notification-channels");
+  assert.deepEqual(
+    after.body.data.map((c: Record<string, unknown>) => [c.name, c.chat_id, c.events, c.enabled]),
+    [["my phone", "@desk_alerts", null, true], ["desk", null, null, false]],
+  );
+
+  for (
+    const [call, id] of [
+      [as(bob.userId), telegram.body.id],
+      [a, "not-a-uuid"],
+      [a, "0190c3c5-0000-7000-8000-000000000000"],
+    ] as const
+  ) {
+    const res = await call("PATCH", path(id), { enabled: false });
+    assert.equal(res.status, 404, id);
+    assert.equal(res.body.error.code, "NOT_FOUND");
+  }
+  assert.equal((await getSealedChannel(db, alice.userId, telegram.body.id))?.enabled, true);
+
+  const audited = await db.query<{ action: string; data: Record<string, unknown> }>(
+    `SELECT action, data FROM audit_log WHERE action = 'notification_channel.updated' ORDER BY id`,
+  );
+  assert.deepEqual(audited.map((r) => r.data), [
+    { name: "my phone", events: ["signal.rejected"], chat_id: "@desk_alerts" },
+    { enabled: false },
+    { events: null },
+  ]);
 });

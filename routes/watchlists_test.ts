@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { insertTrendline } from "../db/trendlines.ts";
-import { createTestApp } from "../tests/_app.ts";
+import { apiAs, createTestApp } from "../tests/_app.ts";
 import { createTestDb } from "../tests/_db.ts";
-import { accessTokenFor, insertTrader } from "../tests/_fixtures.ts";
+import { insertTrader } from "../tests/_fixtures.ts";
 import type { ErrorBody } from "./_errors.ts";
 
 Deno.test("watchlists, scan settings and trendlines are per user and validated", async () => {
@@ -10,20 +10,8 @@ Deno.test("watchlists, scan settings and trendlines are per user and validated",
   await using test = createTestApp({ db: t.db });
   const ann = await insertTrader(t.db);
   const bob = await insertTrader(t.db);
-  const as = (userId: string) => async (method: string, path: string, body?: unknown) => {
-    const { token } = await accessTokenFor(t.db, { id: userId, role: "trader" }, {
-      secret: test.config.jwtSecret,
-      now: test.clock.now(),
-    });
-    return await test.app.request(path, {
-      method,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  };
+  const as = (userId: string) => apiAs(test, userId);
+
   const annApi = as(ann.userId);
   const bobApi = as(bob.userId);
 

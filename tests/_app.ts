@@ -11,6 +11,7 @@ import type { IngestCommand } from "../actors/ingest.ts";
 import { EventBus, type PipelineEvent } from "../lib/events.ts";
 import { type BreakerStore, memoryBreakerStore, storedBreakerState } from "../db/breaker_store.ts";
 import { createApp } from "../routes/mod.ts";
+import { accessTokenFor } from "./_fixtures.ts";
 import { configuredKeyring } from "../lib/crypto.ts";
 
 /** Options of {@linkcode createTestApp}. */
@@ -90,5 +91,32 @@ export function createTestApp(options: TestAppOptions) {
     changedAccounts,
     /** Stops the recording ingest actor (tests call it, or use `await using`). */
     [Symbol.asyncDispose]: () => running.stop(1000),
+  };
+}
+
+/**
+ * Sends API requests to `test`'s app as the trader `userId`, each with an access token of the
+ * test clock's time (tests move the clock by days, far past an access token's life). A string
+ * body goes as is, anything else as JSON.
+ */
+export function apiAs(
+  test: ReturnType<typeof createTestApp>,
+  userId: string,
+  headers: Record<string, string> = {},
+) {
+  return async (method: string, path: string, body?: unknown): Promise<Response> => {
+    const { token } = await accessTokenFor(test.deps.db, { id: userId, role: "trader" }, {
+      secret: test.config.jwtSecret,
+      now: test.clock.now(),
+    });
+    return await test.app.request(path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
   };
 }

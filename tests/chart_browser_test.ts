@@ -21,6 +21,7 @@ interface Browser {
     querySelector(selector: string): {
       textContent: string | null;
       getBoundingClientRect(): { width: number };
+      getAttribute(name: string): string | null;
     } | null;
   };
 }
@@ -180,7 +181,7 @@ Deno.test({
       assert.ok(painted, "candles are painted");
       assert.match(
         (await page.textContent("[data-chart-summary]"))!,
-        /60 bars · 1 active trendline · 1 trade\b/,
+        /60 bars · 1 active trendline · 1 fill\b/,
       );
       // Resizing the box resizes the chart.
       const width = `document.querySelector("[data-chart] canvas").getBoundingClientRect().width`;
@@ -198,6 +199,31 @@ Deno.test({
       await page.goto(base + "/system");
       await page.waitForSelector("[data-probe=database][data-status=ok]");
       await shoot(page, "system");
+      // The figures refresh in place (every 2 s here): the uptime moves on without a reload.
+      await page.goto(base + "/system?refresh=2");
+      const uptime = () => page.getAttribute("[data-uptime]", "data-uptime").then(Number);
+      const first = await uptime();
+      await page.evaluate(() => {
+        (globalThis as unknown as { marker: number }).marker = 1;
+      });
+      await page.waitForFunction(
+        (was) =>
+          Number(
+            (globalThis as unknown as Browser).document.querySelector("[data-uptime]")!
+              .getAttribute("data-uptime"),
+          ) > was,
+        first,
+        { timeout: 8_000 },
+      );
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
+        1,
+        "refreshed without reloading the page",
+      );
+      await page.uncheck(".page-refresh input[type=checkbox]");
+      const paused = await uptime();
+      await page.waitForTimeout(3_000);
+      assert.equal(await uptime(), paused, "paused: no more refreshes");
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();

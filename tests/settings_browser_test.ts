@@ -113,6 +113,29 @@ Deno.test({
       );
       assert.deepEqual(channels.data.map((c) => [c.name, c.kind]), [["desk", "discord"]]);
 
+      // Edit it: rename, only rejected signals; then switch it off.
+      await (await row.$("button:has-text('Edit')"))!.click();
+      const edit = "form[data-testid=edit-channel]";
+      await page.fill(`${edit} input[name=name]`, "desk pc");
+      await page.uncheck(`${edit} input[name=all]`);
+      for (const box of await page.$$(`${edit} input[name=events]`)) {
+        if (await box.getAttribute("value") !== "signal.rejected") await box.uncheck();
+      }
+      await page.click(`${edit} button[type=submit]`);
+      await page.waitForSelector("[role=status]:has-text('Channel \"desk pc\" saved.')");
+      const renamed = page.locator("[data-testid=channels] tr:has-text('desk pc')");
+      assert.equal(await renamed.locator("td.events").textContent(), "signal.rejected");
+      await renamed.locator("button:has-text('Disable')").click();
+      await renamed.locator(".badge:has-text('disabled')").waitFor();
+      const edited2 = await apiGet<{ data: Array<Record<string, unknown>> }>(
+        page,
+        `${base}/api/v1/notification-channels`,
+      );
+      assert.deepEqual(
+        edited2.data.map((c) => [c.name, c.events, c.enabled]),
+        [["desk pc", ["signal.rejected"], false]],
+      );
+
       // Watch two symbols on two timeframes (1d is ticked by default).
       const watch = "form[data-testid=add-watch]";
       await page.fill(`${watch} input[name=symbols]`, "MSFT, NVDA");

@@ -56,22 +56,34 @@ export function chartLine(line: StoredTrendline, bars: readonly Bar[]): ChartLin
   };
 }
 
-/** Fills as markers on the bar they happened in (fills before the first bar are left out). */
+/**
+ * Fills as markers on the bar they happened in, one per bar and side with the summed quantity
+ * ("B 10", "S 41 ×2"): the prices would overlap between neighbouring bars, so they are in the
+ * fills table under the chart. Fills before the first bar are left out.
+ */
 export function chartMarkers(fills: readonly ChartFill[], bars: readonly Bar[]): ChartMarker[] {
-  const markers: ChartMarker[] = [];
+  const byBar = new Map<string, { marker: ChartMarker; quantity: number; count: number }>();
   for (const fill of fills) {
     const at = barAt(bars, new Date(fill.filled_at).getTime());
     if (at < 0) continue;
-    markers.push({
-      time: seconds(bars[at]!.ts),
-      side: fill.side,
-      text: `${fill.side === "buy" ? "Buy" : "Sell"} ${formatNumber(fill.quantity)}@${
-        formatNumber(fill.price)
-      }`,
-    });
+    const time = seconds(bars[at]!.ts);
+    const key = `${time}:${fill.side}`;
+    const seen = byBar.get(key) ??
+      { marker: { time, side: fill.side, text: "" }, quantity: 0, count: 0 };
+    seen.quantity += Number(fill.quantity);
+    seen.count += 1;
+    byBar.set(key, seen);
   }
-  return markers;
+  return [...byBar.values()].map(({ marker, quantity, count }) => ({
+    ...marker,
+    text: `${marker.side === "buy" ? "B" : "S"} ${formatNumber(quantity)}${
+      count > 1 ? ` ×${count}` : ""
+    }`,
+  }));
 }
+
+/** How many of the newest fills the table under the chart lists. */
+export const CHART_FILLS_LISTED = 10;
 
 chartPage.get(
   "/chart",
@@ -173,6 +185,7 @@ chartPage.get(
       : [[], []];
     const lines = stored.flatMap((l) => chartLine(l, bars) ?? []);
     const markers = chartMarkers(fills, bars);
+    const shown = fills.filter((f) => new Date(f.filled_at) >= first!.ts);
 
     return renderPage(c, {
       title: symbol ? `${symbol} ${timeframe} chart` : "Chart",
@@ -243,8 +256,8 @@ chartPage.get(
                     {lines.length} active trendline{lines.length === 1 ? "" : "s"}
                   </span>
                   {" · "}
-                  <span data-trades={markers.length}>
-                    {markers.length} trade{markers.length === 1 ? "" : "s"}
+                  <span data-trades={shown.length}>
+                    {shown.length} fill{shown.length === 1 ? "" : "s"}
                   </span>
                 </p>
                 {lines.length > 0 && (
@@ -257,6 +270,44 @@ chartPage.get(
                       </li>
                     ))}
                   </ul>
+                )}
+                {shown.length > 0 && (
+                  <div class="table-wrap">
+                    <table class="table chart-fills">
+                      <caption>
+                        {shown.length > CHART_FILLS_LISTED
+                          ? `The newest ${CHART_FILLS_LISTED} fills`
+                          : "Fills"}
+                      </caption>
+                      <thead>
+                        <tr>
+                          <th scope="col">Filled</th>
+                          <th scope="col">Side</th>
+                          <th scope="col" class="num">Qty</th>
+                          <th scope="col" class="num">Price</th>
+                          <th scope="col">Account</th>
+                        </tr>
+                      </thead>
+                      <tbody>
+                        {shown.slice(-CHART_FILLS_LISTED).reverse().map((f, i) => (
+                          <tr key={`${f.order_id}:${i}`} data-fill={f.order_id}>
+                            <td>
+                              <a href={`/orders/${f.order_id}`}>
+                                <Time
+                                  iso={new Date(f.filled_at).toISOString()}
+                                  zone={viewer.zone}
+                                />
+                              </a>
+                            </td>
+                            <td class={f.side === "buy" ? "up" : "down"}>{f.side}</td>
+                            <td class="num">{formatNumber(f.quantity)}</td>
+                            <td class="num">{formatNumber(f.price)}</td>
+                            <td>{f.account}</td>
+                          </tr>
+                        ))}
+                      </tbody>
+                    </table>
+                  </div>
                 )}
               </section>
             )}

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import type { Queryable } from "../../db/client.ts";
-import { upsertBars } from "../../db/bars.ts";
+import { type Bar, upsertBars } from "../../db/bars.ts";
 import { insertTrendline } from "../../db/trendlines.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import { createTestApp } from "../../tests/_app.ts";
+import { chartMarkers } from "./chart.tsx";
 import { createTestDb } from "../../tests/_db.ts";
 import { accessTokenFor, insertTrader } from "../../tests/_fixtures.ts";
 
@@ -104,9 +105,15 @@ Deno.test("chart page shows the trader's bars, active trendlines and fills, and 
   assert.deepEqual(props.lines[0]!.from, { time: (START + 2 * HOUR) / 1000, value: 101.5 });
   assert.equal(props.lines[0]!.to.value, 118.5, "extended to the last bar");
   assert.deepEqual(props.markers, [
-    { time: (START + 3 * HOUR) / 1000, side: "buy", text: "Buy 10@103.25" },
-    { time: (START + 12 * HOUR) / 1000, side: "sell", text: "Sell 10@113" },
+    { time: (START + 3 * HOUR) / 1000, side: "buy", text: "B 10" },
+    { time: (START + 12 * HOUR) / 1000, side: "sell", text: "S 10" },
   ]);
+  // The prices are in the fills table under the chart, newest first, each linking to its order.
+  const rows = [...html.matchAll(/<tr data-fill="([^"]+)">(.*?)<\/tr>/g)];
+  assert.equal(rows.length, 2);
+  assert.match(rows[0]![2]!, /sell.*>10<.*>113</);
+  assert.match(rows[1]![2]!, /buy.*>10<.*>103\.25</);
+  assert.match(rows[0]![2]!, new RegExp(`href="/orders/${rows[0]![1]}"`));
   assert.match(html, /Last close <strong>120<\/strong>/);
   assert.match(html, /data-trendlines="1"/);
   assert.match(html, /data-trades="2"/);
@@ -145,4 +152,35 @@ Deno.test("chart page answers a bad symbol or timeframe with 400 and a readable 
   const anonymous = await test.app.request("/chart");
   assert.equal(anonymous.status, 303);
   assert.equal(anonymous.headers.get("location"), "/login?next=%2Fchart");
+});
+
+Deno.test("fills on one bar and side make one marker with their summed quantity", () => {
+  const bars: Bar[] = [0, 1, 2].map((i) => ({
+    ts: new Date(START + i * HOUR),
+    open: "1",
+    high: "1",
+    low: "1",
+    close: "1",
+    volume: "0",
+  }));
+  const fill = (side: "buy" | "sell", hour: number, quantity: string) => ({
+    order_id: uuidv7(),
+    side,
+    quantity,
+    price: "1",
+    filled_at: new Date(START + hour * HOUR),
+    account: "paper",
+  });
+  const markers = chartMarkers([
+    fill("buy", -1, "5"), // before the first bar: left out
+    fill("buy", 0.2, "0.1"),
+    fill("buy", 0.7, "0.2"),
+    fill("sell", 0.9, "3"),
+    fill("sell", 2.5, "7"),
+  ], bars);
+  assert.deepEqual(markers, [
+    { time: START / 1000, side: "buy", text: "B 0.3 ×2" },
+    { time: START / 1000, side: "sell", text: "S 3" },
+    { time: (START + 2 * HOUR) / 1000, side: "sell", text: "S 7" },
+  ]);
 });

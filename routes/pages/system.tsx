@@ -6,7 +6,8 @@
  */
 import { Hono } from "hono";
 import { Island } from "../../components/Island.tsx";
-import { PageHeader, Time } from "../../components/Layout.tsx";
+import PageRefresh from "../../islands/PageRefresh.tsx";
+import { PageHeader } from "../../components/Layout.tsx";
 import { getGlobalKillSwitch } from "../../db/accounts.ts";
 import { allAccounts } from "../../db/system.ts";
 import type { HubStats } from "../../actors/hub.ts";
@@ -58,6 +59,12 @@ function rows<T>(value: unknown): T[] {
   return Array.isArray(value) ? value as T[] : [];
 }
 
+/** Seconds between refreshes of the page's figures: `?refresh=N` (2–300), else 10. */
+export function refreshSeconds(query: string | undefined): number {
+  const n = Number(query);
+  return Number.isInteger(n) && n >= 2 && n <= 300 ? n : 10;
+}
+
 systemPage.get(
   "/system",
   userPage(async (c, { viewer }) => {
@@ -97,13 +104,16 @@ systemPage.get(
         <>
           <PageHeader
             title="System"
-            lead={
-              <>
-                This instance as of{" "}
-                <Time iso={new Date(clock.now()).toISOString()} zone={viewer.zone} /> —{" "}
-                <a href="/system">Refresh</a> (the health probes refresh themselves).
-              </>
-            }
+            lead="This instance: its probes, actors, queue, live connections and every account's breaker."
+          />
+          <Island
+            of={PageRefresh}
+            props={{
+              region: "system",
+              everySeconds: refreshSeconds(c.req.query("refresh")),
+              zone: viewer.zone,
+              renderedAt: new Date(clock.now()).toISOString(),
+            }}
           />
           {global && (
             <p class="banner danger" role="alert">
@@ -120,202 +130,204 @@ systemPage.get(
               everySeconds: 10,
             }}
           />
-          <div class="grid accounts">
-            <section class="card stat" aria-labelledby="instance">
-              <h2 id="instance">Instance</h2>
-              <dl>
-                <div>
-                  <dt>Version</dt>
-                  <dd data-version>{config.version}</dd>
-                </div>
-                <div>
-                  <dt>Environment</dt>
-                  <dd data-environment>{config.env}</dd>
-                </div>
-                <div>
-                  <dt>Uptime</dt>
-                  <dd data-uptime={uptime}>{formatUptime(uptime)}</dd>
-                </div>
-                <div>
-                  <dt>Database</dt>
-                  <dd>{db.engine}</dd>
-                </div>
-                <div>
-                  <dt>Cluster</dt>
-                  <dd data-cluster={config.cluster ? "on" : "off"}>
-                    {config.cluster ? `on · ${config.instanceId}` : "single instance"}
-                  </dd>
-                </div>
-                <div>
-                  <dt>Memory (RSS)</dt>
-                  <dd>{mib(memory.rss)}</dd>
-                </div>
-              </dl>
-            </section>
-            <section class="card stat" aria-labelledby="queue">
-              <h2 id="queue">Queue</h2>
-              {queue?.error
-                ? <p class="banner danger" role="alert">Cannot read the queue: {queue.error}</p>
-                : (
-                  <dl>
-                    <div>
-                      <dt>Pending</dt>
-                      <dd data-queue-pending={queue?.pending ?? ""}>
-                        {formatNumber(queue?.pending ?? null)}
-                      </dd>
-                    </div>
-                    <div>
-                      <dt>Dead letters</dt>
-                      <dd
-                        data-queue-dead={queue?.deadLetters ?? ""}
-                        class={queue?.deadLetters ? "down" : ""}
-                      >
-                        {formatNumber(queue?.deadLetters ?? null)}
-                      </dd>
-                    </div>
-                  </dl>
-                )}
-            </section>
-            <section class="card stat" aria-labelledby="sockets">
-              <h2 id="sockets">Live connections</h2>
-              {hub
-                ? (
-                  <dl>
-                    <div>
-                      <dt>WebSockets</dt>
-                      <dd data-websockets={hub.connections}>{hub.connections}</dd>
-                    </div>
-                    <div>
-                      <dt>Users</dt>
-                      <dd>{hub.users}</dd>
-                    </div>
-                    <div>
-                      <dt>Upgrading</dt>
-                      <dd>{hub.reserved}</dd>
-                    </div>
-                  </dl>
-                )
-                : <p class="empty-inline">The WebSocket hub is not running on this instance.</p>}
-            </section>
-          </div>
-          <div class="grid system-tables">
-            <section class="card" aria-labelledby="actors">
-              <h2 id="actors">Actors</h2>
-              {actors.length === 0
-                ? <p class="empty-inline">No supervised actors reported (tests, or a worker).</p>
-                : (
-                  <div class="table-wrap">
-                    <table class="table">
-                      <thead>
-                        <tr>
-                          <th scope="col">Actor</th>
-                          <th scope="col">State</th>
-                          <th scope="col" class="num">Restarts</th>
-                          <th scope="col" class="num">Mailbox</th>
-                          <th scope="col">Last error</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        {actors.map((a) => (
-                          <tr key={a.id} data-actor={a.id} data-state={a.state}>
-                            <td>{a.id}</td>
-                            <td>
-                              <span class={`badge ${a.state === "running" ? "ok" : "failed"}`}>
-                                {a.state}
-                              </span>
-                            </td>
-                            <td class="num">{a.restarts}</td>
-                            <td class="num">{mailboxes[a.id] ?? "—"}</td>
-                            <td class="reason">{a.lastError ?? ""}</td>
-                          </tr>
-                        ))}
-                      </tbody>
-                    </table>
+          <div data-refresh-region="system">
+            <div class="grid accounts">
+              <section class="card stat" aria-labelledby="instance">
+                <h2 id="instance">Instance</h2>
+                <dl>
+                  <div>
+                    <dt>Version</dt>
+                    <dd data-version>{config.version}</dd>
                   </div>
-                )}
-              {executors.length > 0 && (
-                <>
-                  <h3>Executors</h3>
-                  <div class="table-wrap">
-                    <table class="table">
-                      <thead>
-                        <tr>
-                          <th scope="col">Account</th>
-                          <th scope="col">Broker</th>
-                          <th scope="col">Breaker</th>
-                          <th scope="col" class="num">Open orders</th>
-                          <th scope="col" class="num">Mailbox</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        {executors.map((e) => (
-                          <tr key={e.accountId} data-executor={e.accountId}>
-                            <td>{aliasOf.get(e.accountId) ?? e.alias}</td>
-                            <td>{e.broker}</td>
-                            <td>
-                              <span class={`badge breaker-${e.breaker}`}>{e.breaker}</span>
-                            </td>
-                            <td class="num">{e.openOrders}</td>
-                            <td class="num">{mailboxes[e.accountId] ?? "—"}</td>
-                          </tr>
-                        ))}
-                      </tbody>
-                    </table>
+                  <div>
+                    <dt>Environment</dt>
+                    <dd data-environment>{config.env}</dd>
                   </div>
-                </>
-              )}
-            </section>
-            <section class="card" aria-labelledby="breakers">
-              <div class="card-title">
-                <h2 id="breakers">Circuit breakers</h2>
-                <span class={`badge ${openBreakers ? "failed" : "ok"}`}>
-                  {openBreakers ? `${openBreakers} not closed` : "all closed"}
-                </span>
-              </div>
-              {accounts.length === 0
-                ? <p class="empty-inline">No broker accounts yet.</p>
-                : (
-                  <div class="table-wrap">
-                    <table class="table">
-                      <thead>
-                        <tr>
-                          <th scope="col">Owner</th>
-                          <th scope="col">Account</th>
-                          <th scope="col">Breaker</th>
-                          <th scope="col">Kill switch</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        {accounts.map((a, i) => (
-                          <tr key={a.id} data-breaker-account={a.id} data-breaker={breakers[i]}>
-                            <td>{a.owner}</td>
-                            <td>
-                              {a.alias}{" "}
-                              <span class="muted">
-                                {a.broker === "paper"
-                                  ? "simulated"
-                                  : `${a.broker} · ${a.live ? "live" : "paper"}`}
-                              </span>
-                            </td>
-                            <td>
-                              <span class={`badge breaker-${breakers[i]}`}>
-                                {breakers[i] === "closed"
-                                  ? "closed"
-                                  : breakers[i]?.replace("_", " ")}
-                              </span>
-                            </td>
-                            <td>
-                              {a.kill_switch
-                                ? <span class="badge rejected">on</span>
-                                : <span class="muted">off</span>}
-                            </td>
-                          </tr>
-                        ))}
-                      </tbody>
-                    </table>
+                  <div>
+                    <dt>Uptime</dt>
+                    <dd data-uptime={uptime}>{formatUptime(uptime)}</dd>
                   </div>
+                  <div>
+                    <dt>Database</dt>
+                    <dd>{db.engine}</dd>
+                  </div>
+                  <div>
+                    <dt>Cluster</dt>
+                    <dd data-cluster={config.cluster ? "on" : "off"}>
+                      {config.cluster ? `on · ${config.instanceId}` : "single instance"}
+                    </dd>
+                  </div>
+                  <div>
+                    <dt>Memory (RSS)</dt>
+                    <dd>{mib(memory.rss)}</dd>
+                  </div>
+                </dl>
+              </section>
+              <section class="card stat" aria-labelledby="queue">
+                <h2 id="queue">Queue</h2>
+                {queue?.error
+                  ? <p class="banner danger" role="alert">Cannot read the queue: {queue.error}</p>
+                  : (
+                    <dl>
+                      <div>
+                        <dt>Pending</dt>
+                        <dd data-queue-pending={queue?.pending ?? ""}>
+                          {formatNumber(queue?.pending ?? null)}
+                        </dd>
+                      </div>
+                      <div>
+                        <dt>Dead letters</dt>
+                        <dd
+                          data-queue-dead={queue?.deadLetters ?? ""}
+                          class={queue?.deadLetters ? "down" : ""}
+                        >
+                          {formatNumber(queue?.deadLetters ?? null)}
+                        </dd>
+                      </div>
+                    </dl>
+                  )}
+              </section>
+              <section class="card stat" aria-labelledby="sockets">
+                <h2 id="sockets">Live connections</h2>
+                {hub
+                  ? (
+                    <dl>
+                      <div>
+                        <dt>WebSockets</dt>
+                        <dd data-websockets={hub.connections}>{hub.connections}</dd>
+                      </div>
+                      <div>
+                        <dt>Users</dt>
+                        <dd>{hub.users}</dd>
+                      </div>
+                      <div>
+                        <dt>Upgrading</dt>
+                        <dd>{hub.reserved}</dd>
+                      </div>
+                    </dl>
+                  )
+                  : <p class="empty-inline">The WebSocket hub is not running on this instance.</p>}
+              </section>
+            </div>
+            <div class="grid system-tables">
+              <section class="card" aria-labelledby="actors">
+                <h2 id="actors">Actors</h2>
+                {actors.length === 0
+                  ? <p class="empty-inline">No supervised actors reported (tests, or a worker).</p>
+                  : (
+                    <div class="table-wrap">
+                      <table class="table">
+                        <thead>
+                          <tr>
+                            <th scope="col">Actor</th>
+                            <th scope="col">State</th>
+                            <th scope="col" class="num">Restarts</th>
+                            <th scope="col" class="num">Mailbox</th>
+                            <th scope="col">Last error</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          {actors.map((a) => (
+                            <tr key={a.id} data-actor={a.id} data-state={a.state}>
+                              <td>{a.id}</td>
+                              <td>
+                                <span class={`badge ${a.state === "running" ? "ok" : "failed"}`}>
+                                  {a.state}
+                                </span>
+                              </td>
+                              <td class="num">{a.restarts}</td>
+                              <td class="num">{mailboxes[a.id] ?? "—"}</td>
+                              <td class="reason">{a.lastError ?? ""}</td>
+                            </tr>
+                          ))}
+                        </tbody>
+                      </table>
+                    </div>
+                  )}
+                {executors.length > 0 && (
+                  <>
+                    <h3>Executors</h3>
+                    <div class="table-wrap">
+                      <table class="table">
+                        <thead>
+                          <tr>
+                            <th scope="col">Account</th>
+                            <th scope="col">Broker</th>
+                            <th scope="col">Breaker</th>
+                            <th scope="col" class="num">Open orders</th>
+                            <th scope="col" class="num">Mailbox</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          {executors.map((e) => (
+                            <tr key={e.accountId} data-executor={e.accountId}>
+                              <td>{aliasOf.get(e.accountId) ?? e.alias}</td>
+                              <td>{e.broker}</td>
+                              <td>
+                                <span class={`badge breaker-${e.breaker}`}>{e.breaker}</span>
+                              </td>
+                              <td class="num">{e.openOrders}</td>
+                              <td class="num">{mailboxes[e.accountId] ?? "—"}</td>
+                            </tr>
+                          ))}
+                        </tbody>
+                      </table>
+                    </div>
+                  </>
                 )}
-            </section>
+              </section>
+              <section class="card" aria-labelledby="breakers">
+                <div class="card-title">
+                  <h2 id="breakers">Circuit breakers</h2>
+                  <span class={`badge ${openBreakers ? "failed" : "ok"}`}>
+                    {openBreakers ? `${openBreakers} not closed` : "all closed"}
+                  </span>
+                </div>
+                {accounts.length === 0
+                  ? <p class="empty-inline">No broker accounts yet.</p>
+                  : (
+                    <div class="table-wrap">
+                      <table class="table">
+                        <thead>
+                          <tr>
+                            <th scope="col">Owner</th>
+                            <th scope="col">Account</th>
+                            <th scope="col">Breaker</th>
+                            <th scope="col">Kill switch</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          {accounts.map((a, i) => (
+                            <tr key={a.id} data-breaker-account={a.id} data-breaker={breakers[i]}>
+                              <td>{a.owner}</td>
+                              <td>
+                                {a.alias}{" "}
+                                <span class="muted">
+                                  {a.broker === "paper"
+                                    ? "simulated"
+                                    : `${a.broker} · ${a.live ? "live" : "paper"}`}
+                                </span>
+                              </td>
+                              <td>
+                                <span class={`badge breaker-${breakers[i]}`}>
+                                  {breakers[i] === "closed"
+                                    ? "closed"
+                                    : breakers[i]?.replace("_", " ")}
+                                </span>
+                              </td>
+                              <td>
+                                {a.kill_switch
+                                  ? <span class="badge rejected">on</span>
+                                  : <span class="muted">off</span>}
+                              </td>
+                            </tr>
+                          ))}
+                        </tbody>
+                      </table>
+                    </div>
+                  )}
+              </section>
+            </div>
           </div>
         </>
       ),

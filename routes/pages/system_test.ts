@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Queryable } from "../../db/client.ts";
 import { memoryBreakerStore } from "../../db/breaker_store.ts";
 import { createTestApp } from "../../tests/_app.ts";
+import { refreshSeconds } from "./system.tsx";
 import { createTestDb } from "../../tests/_db.ts";
 import { accessTokenFor, insertTrader } from "../../tests/_fixtures.ts";
 
@@ -46,6 +47,10 @@ Deno.test("system page shows an admin the probes, instance, queue and every acco
   assert.equal(res.status, 200);
   const html = await res.text();
   assert.match(html, /data-island="SystemHealth"/);
+  assert.match(html, /data-island="PageRefresh"/);
+  // The refreshed region holds no island: its swapped-in HTML would not hydrate.
+  const region = html.slice(html.indexOf('data-refresh-region="system"'));
+  assert.doesNotMatch(region, /data-island=/);
   assert.match(html, /data-probe="database" data-status="ok"/);
   assert.match(html, /data-probe="kv" data-status="error"/);
   assert.match(
@@ -80,4 +85,11 @@ Deno.test("system page is a 404 page for a trader, and the login for nobody", as
 
   const anonymous = await test.app.request("/system");
   assert.equal(anonymous.status, 303);
+});
+
+Deno.test("the system page refreshes its figures every 10 s, or ?refresh=2..300", () => {
+  assert.equal(refreshSeconds(undefined), 10);
+  assert.equal(refreshSeconds("2"), 2);
+  assert.equal(refreshSeconds("300"), 300);
+  for (const bad of ["1", "301", "2.5", "abc", "", "-5"]) assert.equal(refreshSeconds(bad), 10);
 });

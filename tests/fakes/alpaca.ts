@@ -4,6 +4,12 @@
  * `@alpacahq/alpaca-trade-api` SDK against it. Faults are injected per request: an error status,
  * a request that never answers, a delay, or a connection dropped after the order was recorded.
  *
+ * Like Alpaca, it holds shares for open orders: an order that reduces a position may ask for
+ * at most what is left once the open orders on that side are served (a bracket's two exit legs
+ * hold the same shares once), else it answers 403 {code: 40310000, message: "insufficient qty
+ * available for order (requested: N, available: M)"}; that covers a single order that would flip
+ * a position too, which Alpaca refuses. Canceling an order that is no longer open is a 422.
+ *
  * Requests reach `Deno.serve` through a small TCP front on the public port, because only a raw
  * socket can be closed without answering (the ambiguous "did my order go through?" case).
  *
@@ -145,6 +151,8 @@ const OPEN_STATUSES = new Set([
   "pending_replace",
   "done_for_day",
 ]);
+/** Alpaca's 403 code for an order the account may not place (here: shares held or missing). */
+const FORBIDDEN_ORDER_CODE = 40310000;
 const ORDER_TYPES = new Set(["market", "limit", "stop", "stop_limit"]);
 const TIME_IN_FORCE = new Set(["day", "gtc", "opg", "cls", "ioc", "fok"]);
 
@@ -300,6 +308,15 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
     if (orders.has(clientOrderId)) {
       return json({ code: 40010001, message: "client_order_id must be unique" }, { status: 422 });
     }
+    const short = shortfall(String(body.symbol), String(body.side), Number(body.qty));
+    if (short) {
+      return json({
+        code: FORBIDDEN_ORDER_CODE,
+        message: `insufficient qty available for order (requested: ${
+          decimal(short.requested)
+        }, available: ${decimal(short.available)})`,
+      }, { status: 403 });
+    }
     const type = String(body.type);
     const orderClass = String(body.order_class ?? "");
     const order = newOrder({
@@ -338,6 +355,34 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
       fill(order, order.qty, prices.get(order.symbol)!);
     }
     return json(order);
+  }
+
+  /**
+   * Alpaca's check of an order against the position it reduces: the shares not yet held by open
+   * orders on the same side. A bracket's exit legs (one cancels the other) hold their shares
+   * once; legs still `held` (entry not filled) hold nothing yet. Undefined when the order fits,
+   * or adds to the position (or opens one: shorting is enabled).
+   */
+  function shortfall(
+    symbol: string,
+    side: string,
+    requested: number,
+  ): { requested: number; available: number } | undefined {
+    const position = positions.get(symbol)?.qty ?? 0;
+    const reduces = side === "sell" ? position > 0 : position < 0;
+    if (!reduces) return undefined;
+    let held = 0;
+    for (const order of orders.values()) {
+      const working = (o: AlpacaOrderJson) =>
+        o.symbol === symbol && o.side === side && o.status !== "held" &&
+        OPEN_STATUSES.has(o.status);
+      const left = (o: AlpacaOrderJson) => Number(o.qty) - Number(o.filled_qty);
+      if (working(order)) held += left(order);
+      const legs = (order.legs ?? []).filter(working).map(left);
+      if (legs.length > 0) held += Math.max(...legs);
+    }
+    const available = Math.max(0, Math.abs(position) - held);
+    return requested > available ? { requested, available } : undefined;
   }
 
   function legBase(parent: AlpacaOrderJson, side: string) {
