@@ -110,6 +110,12 @@ export interface NotifierOptions {
   backlogThreshold?: number;
   /** Error log lines in one minute that make a spike (default 20). */
   errorSpikeThreshold?: number;
+  /**
+   * How long an event waits for others before their channels are looked up together (default
+   * 50 ms; 0: at once, behind the events already in the mailbox). Sends are paced at one or two
+   * a second per chat anyway; under load this turns hundreds of lookups a second into twenty.
+   */
+  eventBatchMs?: number;
 }
 
 /** The notifier's messages. */
@@ -156,7 +162,8 @@ interface NotifierState {
   /**
    * Events waiting for the next flush, in arrival order. A burst (a fill publishes two or three)
    * costs one channel lookup for all of its users instead of one per event; the flush message
-   * queues behind the events already in the mailbox, so a lone event waits for nothing.
+   * comes `eventBatchMs` after the first of them (or queues behind the events already in the
+   * mailbox), and any other message flushes them first.
    */
   pendingEvents: PipelineEvent[];
   flushScheduled: boolean;
@@ -198,6 +205,7 @@ export function notifierBehavior(
   const monitorMs = options.monitorIntervalMs ?? 60_000;
   const backlogThreshold = options.backlogThreshold ?? 1_000;
   const spikeThreshold = options.errorSpikeThreshold ?? 20;
+  const eventBatchMs = options.eventBatchMs ?? 50;
   const { clock } = deps;
 
   return {
@@ -234,7 +242,10 @@ export function notifierBehavior(
           if (!state.flushScheduled) {
             state.flushScheduled = true;
             // Not awaited: with a full mailbox the tell waits for room, and we are the reader.
-            ctx.self.tell({ type: "flush_events" }).catch(() => {});
+            const flush = () => ctx.self.tell({ type: "flush_events" }).catch(() => {});
+            if (eventBatchMs > 0) {
+              clock.sleep(eventBatchMs, state.abort.signal).then(flush, () => {});
+            } else flush();
           }
           return state;
         }

@@ -118,7 +118,7 @@ async function setup(options: NotifierOptions & { operator?: OperatorChannels } 
           return fetch(input, init);
         },
       },
-    }, { monitorIntervalMs: 0, ...options }) as never,
+    }, { monitorIntervalMs: 0, eventBatchMs: 0, ...options }) as never,
     { log: watched.log, clock },
   );
   queue.handle(NOTIFY_RETRY_MESSAGE, notifierQueueHandler(notifier.ref));
@@ -267,6 +267,24 @@ Deno.test("notifier looks up the channels of a burst of events once, and each ev
   t.bus.publish(closed(t.alice.id));
   await t.telegram.requests.waitFor((r) => r.chatId === "1005", "the new channel's message");
   assert.equal(lookups(), 2);
+});
+
+Deno.test("notifier with eventBatchMs looks up the events of that time together, on its clock", async () => {
+  await using t = await setup({ eventBatchMs: 50 });
+  await t.addTelegram(t.alice.id, TOKEN_A, "1001");
+  await t.addTelegram(t.bob.id, TOKEN_B, "2002");
+  const lookups = () => t.statements.filter((q) => q.includes("notification_channels")).length;
+  t.bus.publish(fill(t.alice.id, "MSFT"));
+  assert.equal(await t.clock.sleeps.next(), 50);
+  await flush();
+  t.bus.publish(fill(t.bob.id, "TSLA")); // within the 50 ms: same lookup
+  await flush();
+  assert.equal(lookups(), 0);
+  assert.equal(t.telegram.requests.items.length, 0);
+  await t.clock.advance(50);
+  await t.telegram.requests.waitForCount(() => true, 2, "both messages");
+  assert.equal(lookups(), 1);
+  assert.deepEqual(t.telegram.requests.items.map((r) => r.chatId).sort(), ["1001", "2002"]);
 });
 
 Deno.test("notifier paces one Telegram chat to one message per second on its clock", async () => {
@@ -504,7 +522,7 @@ Deno.test("notifier sends each user with a summary channel their day once, even 
       clock: t.clock,
       instanceId: "instance-b",
       send: { telegramApiUrl: t.telegram.url },
-    }, { monitorIntervalMs: 0 }) as never,
+    }, { monitorIntervalMs: 0, eventBatchMs: 0 }) as never,
     { log: t.watched.log, clock: t.clock },
   );
   const running = other.run();
