@@ -21,7 +21,7 @@ import type { Broker } from "./brokers/broker.ts";
 import { createAlpacaBroker } from "./brokers/alpaca.ts";
 import { PaperBroker, PaperSettingsSchema } from "./brokers/paper.ts";
 import { kvBreakerStore, storedBreakerState } from "./db/breaker_store.ts";
-import type { ExecutorAccount } from "./db/executions.ts";
+import { ExecutionBatches, type ExecutorAccount } from "./db/executions.ts";
 import { configuredKeyring, type Keyring } from "./lib/crypto.ts";
 import { openCredentials } from "./lib/credentials.ts";
 import { EventBus } from "./lib/events.ts";
@@ -127,6 +127,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       clock,
       breakers: kvBreakerStore(kv),
       createBroker: (account) => createBroker(account, { config, clock, log, keyring }),
+      // Every executor's batch reads and writes, so that several accounts' go together.
+      batches: new ExecutionBatches(db),
     };
     const registry = new ExecutorRegistry({
       deps: executorDeps,

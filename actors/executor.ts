@@ -28,9 +28,9 @@ import type { BreakerStore } from "../db/breaker_store.ts";
 import {
   accountPositions,
   type Claim,
-  claimBatchForExecution,
   claimForExecution,
   createOrder,
+  ExecutionBatches,
   type ExecutorAccount,
   getAccount,
   getOrderByClientOrderId,
@@ -42,7 +42,6 @@ import {
   type OrderUpdate,
   realizedSince,
   recordOrderUpdate,
-  recordSettledOrders,
   resizeNewOrder,
   setSignalStatus,
   type SettledOrder,
@@ -164,6 +163,11 @@ export interface ExecutorDeps {
   pollIntervalMs?: number;
   /** Breaker timings (tests shorten them). */
   breaker?: { failureThreshold?: number; windowMs?: number; cooldownMs?: number };
+  /**
+   * The batch reads and writes of every executor, shared so that the batches of several
+   * accounts go to the database together; without it, each executor's go alone.
+   */
+  batches?: ExecutionBatches;
   random?: () => number;
 }
 
@@ -261,6 +265,7 @@ export function executorBehavior(
   deps: ExecutorDeps,
 ): Behavior<State, ExecutorCommand> {
   const { db, clock } = deps;
+  const batches = deps.batches ?? new ExecutionBatches(db);
   const backoff = deps.retryBackoffMs ?? [1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
   const random = deps.random ?? Math.random;
 
@@ -315,15 +320,17 @@ export function executorBehavior(
           if (state.open.size > 0) ctx.self.tell({ type: "poll" }).catch(() => {});
         }, deps.pollIntervalMs ?? 2_000);
       }
-      // Whatever this account left unfinished (a crash mid-signal) is picked up again.
+      // Whatever this account left unfinished (a crash mid-signal) is picked up again: claimed
+      // signals to recover, and accepted ones, which a crashed batch had read but not written
+      // (told twice, say by ingest at start-up too, a signal still runs once).
       const unfinished = await unfinishedSignals(db, {
         olderThan: new Date(clock.now()),
         limit: 10_000,
       });
       for (const s of unfinished) {
-        if (s.accountId === accountId && s.status !== "accepted") {
-          ctx.self.tell({ type: "execute", signalId: s.id, recovering: true }).catch(() => {});
-        }
+        if (s.accountId !== accountId) continue;
+        const recovering = s.status !== "accepted";
+        ctx.self.tell({ type: "execute", signalId: s.id, recovering }).catch(() => {});
       }
       // After the recovered signals, which cancel the legs in their own way first.
       ctx.self.tell({ type: "sweep" }).catch(() => {});
@@ -760,26 +767,30 @@ export function executorBehavior(
   }
 
   /**
-   * Runs fresh signals as one batch: ONE statement claims them all; the common case (a paper
+   * Runs fresh signals as one batch: ONE statement reads them all; the common case (a paper
    * market order without an order row yet) is planned, risk-checked and filled in memory one
    * signal after the other, so each sees the fills before it, and the fills are written
-   * together in ONE transaction; every other signal goes the one-by-one way, in its turn (the
-   * fills before it are written first), so the record is the same as one by one.
+   * together in ONE statement, which is also their claim; every other signal is claimed and
+   * goes the one-by-one way, in its turn (the fills before it are written first), so the record
+   * is the same as one by one.
    *
    * A failed batch write crashes the executor: memory (positions, the paper book) is ahead of
-   * the database, and the restart rebuilds it from the database and recovers every claimed
-   * signal one by one, so none is half-written or done twice.
+   * the database, and the restart rebuilds it from the database and runs every unfinished
+   * signal again (accepted ones as a batch, claimed ones one by one), so none is half-written
+   * or done twice.
    */
-  async function runBatch(state: State, ids: string[], ctx: ActorContext<ExecutorCommand>) {
+  async function runBatch(state: State, told: string[], ctx: ActorContext<ExecutorCommand>) {
     const now = new Date(clock.now());
-    const claims = await claimBatchForExecution(db, ids, accountId, now);
+    const ids = [...new Set(told)]; // a signal told twice (a sweep's re-dispatch) runs once
+    // Read, not claimed: the write of the hot fills claims them; the others are claimed below.
+    const claims = await batches.read(ids, accountId);
     const run: HotFill[] = [];
     for (const id of ids) {
-      const claim = claims.get(id);
-      if (!claim) continue; // finished, or claimed by another instance
+      const read = claims.get(id);
+      if (!read) continue; // finished, or not accepted any more
       let prepared: Prepared;
       try {
-        prepared = await prepareHot(state, claim, now, ctx);
+        prepared = await prepareHot(state, read, now, ctx);
       } catch (error) {
         prepared = { kind: "error", error };
       }
@@ -788,6 +799,12 @@ export function executorBehavior(
         continue;
       }
       await writeRun(state, run, ctx);
+      const claim = await claimForExecution(db, id, accountId, now, { recovering: false });
+      if (!claim) {
+        // Taken since the read. Harmless unless the paper book already holds its order.
+        if (prepared.kind !== "placed") continue;
+        throw new Error(`Cannot execute signal "${id}": it changed while it was being placed`);
+      }
       const msg = { type: "execute", signalId: id, recovering: false } as const;
       switch (prepared.kind) {
         case "slow":
@@ -895,7 +912,7 @@ export function executorBehavior(
       createdAt: f.createdAt,
       update: f.settled.update,
     }));
-    await recordSettledOrders(db, batch);
+    await batches.write(batch);
     for (const f of run) {
       await breakerResult(state, "success", ctx);
       announce(state, f.row, f.placed, f.settled);

@@ -25,8 +25,10 @@ import type { Db } from "../db/client.ts";
 import {
   type ChannelKind,
   channelsForEvent,
+  channelWants,
   countPendingDeadLetters,
   dailySummaries,
+  enabledChannelsOf,
   getSealedChannel,
   insertDeadLetter,
   type SealedChannel,
@@ -108,6 +110,12 @@ export interface NotifierOptions {
   backlogThreshold?: number;
   /** Error log lines in one minute that make a spike (default 20). */
   errorSpikeThreshold?: number;
+  /**
+   * How long an event waits for others before their channels are looked up together (default
+   * 50 ms; 0: at once, behind the events already in the mailbox). Sends are paced at one or two
+   * a second per chat anyway; under load this turns hundreds of lookups a second into twenty.
+   */
+  eventBatchMs?: number;
 }
 
 /** The notifier's messages. */
@@ -128,6 +136,8 @@ export type NotifierCommand =
   | Internal;
 
 type Internal =
+  /** Handles the events that arrived since the last flush (see `pendingEvents`). */
+  | { type: "flush_events" }
   | { type: "ready"; key: string }
   | { type: "sent"; key: string; item: LaneItem; outcome: SendOutcome };
 
@@ -149,6 +159,14 @@ interface Lane {
 
 interface NotifierState {
   lanes: Map<string, Lane>;
+  /**
+   * Events waiting for the next flush, in arrival order. A burst (a fill publishes two or three)
+   * costs one channel lookup for all of its users instead of one per event; the flush message
+   * comes `eventBatchMs` after the first of them (or queues behind the events already in the
+   * mailbox), and any other message flushes them first.
+   */
+  pendingEvents: PipelineEvent[];
+  flushScheduled: boolean;
   abort: AbortController;
   unsubscribe: () => void;
   databaseUp: boolean;
@@ -187,6 +205,7 @@ export function notifierBehavior(
   const monitorMs = options.monitorIntervalMs ?? 60_000;
   const backlogThreshold = options.backlogThreshold ?? 1_000;
   const spikeThreshold = options.errorSpikeThreshold ?? 20;
+  const eventBatchMs = options.eventBatchMs ?? 50;
   const { clock } = deps;
 
   return {
@@ -198,6 +217,8 @@ export function notifierBehavior(
       });
       const state: NotifierState = {
         lanes: new Map(),
+        pendingEvents: [],
+        flushScheduled: false,
         abort,
         unsubscribe,
         databaseUp: true,
@@ -212,34 +233,25 @@ export function notifierBehavior(
     },
 
     async receive(state, msg, ctx) {
+      // Whatever arrived before this message is handled before it (the mailbox stays FIFO).
+      if (msg.type !== "event") await flushEvents(state, ctx);
       switch (msg.type) {
         case "event": {
-          const text = renderEvent(msg.event);
-          if (text === undefined) return state;
-          const channels = msg.event.userId
-            ? await channelsForEvent(deps.db, msg.event.userId, msg.event.type)
-            : [];
-          for (const channel of channels) {
-            const job: NotifyJob = {
-              channelId: channel.id,
-              operator: null,
-              userId: channel.userId,
-              eventType: msg.event.type,
-              text,
-              attempt: 1,
-            };
-            enqueueLocal(state, { job, target: await openTarget(channel), holds: 0 }, ctx);
-          }
-          if (OPERATOR_EVENTS.has(msg.event.type)) {
-            operatorAlert(
-              state,
-              msg.event.type,
-              `[operator] user ${msg.event.userId}: ${text}`,
-              ctx,
-            );
+          if (renderEvent(msg.event) === undefined) return state;
+          state.pendingEvents.push(msg.event);
+          if (!state.flushScheduled) {
+            state.flushScheduled = true;
+            // Not awaited: with a full mailbox the tell waits for room, and we are the reader.
+            const flush = () => ctx.self.tell({ type: "flush_events" }).catch(() => {});
+            if (eventBatchMs > 0) {
+              clock.sleep(eventBatchMs, state.abort.signal).then(flush, () => {});
+            } else flush();
           }
           return state;
         }
+        case "flush_events":
+          state.flushScheduled = false; // flushEvents above handled them
+          return state;
         case "send": {
           const { job } = msg;
           let target: NotifyTarget | undefined;
@@ -337,6 +349,35 @@ export function notifierBehavior(
       state.abort.abort();
     },
   };
+
+  /** Sends the pending events to their users' channels: one channel lookup for them all. */
+  async function flushEvents(state: NotifierState, ctx: ActorContext<NotifierCommand>) {
+    if (state.pendingEvents.length === 0) return;
+    const events = state.pendingEvents.splice(0);
+    const users = [...new Set(events.flatMap((e) => e.userId ? [e.userId] : []))];
+    const channels = Map.groupBy(await enabledChannelsOf(deps.db, users), (c) => c.userId);
+    const targets = new Map<string, NotifyTarget>(); // each secret opened once per flush
+    for (const event of events) {
+      const text = renderEvent(event)!;
+      for (const channel of channels.get(event.userId) ?? []) {
+        if (!channelWants(channel, event.type)) continue;
+        const job: NotifyJob = {
+          channelId: channel.id,
+          operator: null,
+          userId: channel.userId,
+          eventType: event.type,
+          text,
+          attempt: 1,
+        };
+        let target = targets.get(channel.id);
+        if (!target) targets.set(channel.id, target = await openTarget(channel));
+        enqueueLocal(state, { job, target, holds: 0 }, ctx);
+      }
+      if (OPERATOR_EVENTS.has(event.type)) {
+        operatorAlert(state, event.type, `[operator] user ${event.userId}: ${text}`, ctx);
+      }
+    }
+  }
 
   async function openTarget(channel: SealedChannel): Promise<NotifyTarget> {
     const secret = await deps.cipher.decrypt(channel.secret);

@@ -10,7 +10,7 @@ import { createTestDb } from "../tests/_db.ts";
 import { startFakeDiscord } from "../tests/fakes/discord.ts";
 import { startFakeTelegram } from "../tests/fakes/telegram.ts";
 import { watchedLogger } from "../tests/_ws.ts";
-import { RecordingClock } from "./_testing.ts";
+import { flush, RecordingClock } from "./_testing.ts";
 import { createActor } from "./actor.ts";
 import {
   notifierBehavior,
@@ -84,10 +84,18 @@ async function setup(options: NotifierOptions & { operator?: OperatorChannels } 
   const sentAt: number[] = [];
   // The database as the notifier sees it: `health.down` makes its ping fail.
   const health = { down: false };
+  // Every statement the notifier runs, to count its lookups.
+  const statements: string[] = [];
   const flaky = new Proxy(db, {
     get(target, prop) {
       if (prop === "ping" && health.down) {
         return () => Promise.reject(new Error("connection refused"));
+      }
+      if (prop === "query") {
+        return (text: string, params?: readonly unknown[]) => {
+          statements.push(text);
+          return target.query(text, params);
+        };
       }
       const value = Reflect.get(target, prop, target);
       return typeof value === "function" ? value.bind(target) : value;
@@ -110,7 +118,7 @@ async function setup(options: NotifierOptions & { operator?: OperatorChannels } 
           return fetch(input, init);
         },
       },
-    }, { monitorIntervalMs: 0, ...options }) as never,
+    }, { monitorIntervalMs: 0, eventBatchMs: 0, ...options }) as never,
     { log: watched.log, clock },
   );
   queue.handle(NOTIFY_RETRY_MESSAGE, notifierQueueHandler(notifier.ref));
@@ -128,6 +136,7 @@ async function setup(options: NotifierOptions & { operator?: OperatorChannels } 
     cipher,
     sentAt,
     health,
+    statements,
     watched,
     notifier,
     alice,
@@ -214,6 +223,68 @@ Deno.test("notifier sends a fill to that user's Telegram chat only, and skips ev
   // Secrets never reach the log.
   const logged = JSON.stringify(t.watched.lines);
   assert.ok(!logged.includes(TOKEN_A) && !logged.includes(TOKEN_B));
+});
+
+Deno.test("notifier looks up the channels of a burst of events once, and each event reaches the channels that want it", async () => {
+  await using t = await setup();
+  await t.addTelegram(t.alice.id, TOKEN_A, "1001", ["trade.updated"]);
+  await t.addTelegram(t.bob.id, TOKEN_B, "2002", ["trade.closed"]);
+  await t.addTelegram(t.bob.id, TOKEN_B, "2003");
+  await createChannel(t.db, {
+    id: uuidv7(),
+    userId: t.bob.id,
+    kind: "telegram",
+    name: "off",
+    secret: await t.cipher.encrypt(TOKEN_B),
+    chatId: "2004",
+    events: null,
+    enabled: false,
+  });
+  const closed = (userId: string): PipelineEvent => ({
+    ...fill(userId),
+    type: "trade.closed",
+    data: { symbol: "X", realizedPnl: "1" },
+  });
+  const lookups = () => t.statements.filter((q) => q.includes("notification_channels")).length;
+  // One burst, as a fill publishes it: published together, before the notifier runs.
+  t.bus.publish(fill(t.alice.id, "MSFT"));
+  t.bus.publish(closed(t.alice.id)); // Alice's only channel does not want it
+  t.bus.publish({ ...fill(t.bob.id), type: "signal.received" }); // never notified
+  t.bus.publish(closed(t.bob.id));
+  await t.telegram.requests.waitForCount(() => true, 3, "three messages");
+  await flush();
+  assert.deepEqual(
+    t.telegram.requests.items.map((r) => `${r.chatId} ${r.text}`).sort(),
+    [
+      "1001 ✅ Filled: BUY 10 MSFT @ 187.5",
+      "2002 🏁 Position closed: X, realized P&L 1",
+      "2003 🏁 Position closed: X, realized P&L 1",
+    ],
+  );
+  assert.equal(lookups(), 1);
+  // A later event is looked up again: a channel added meanwhile is seen.
+  await t.addTelegram(t.alice.id, TOKEN_A, "1005");
+  t.bus.publish(closed(t.alice.id));
+  await t.telegram.requests.waitFor((r) => r.chatId === "1005", "the new channel's message");
+  assert.equal(lookups(), 2);
+});
+
+Deno.test("notifier with eventBatchMs looks up the events of that time together, on its clock", async () => {
+  await using t = await setup({ eventBatchMs: 50 });
+  await t.addTelegram(t.alice.id, TOKEN_A, "1001");
+  await t.addTelegram(t.bob.id, TOKEN_B, "2002");
+  const lookups = () => t.statements.filter((q) => q.includes("notification_channels")).length;
+  t.bus.publish(fill(t.alice.id, "MSFT"));
+  assert.equal(await t.clock.sleeps.next(), 50);
+  await flush();
+  t.bus.publish(fill(t.bob.id, "TSLA")); // within the 50 ms: same lookup
+  await flush();
+  assert.equal(lookups(), 0);
+  assert.equal(t.telegram.requests.items.length, 0);
+  await t.clock.advance(50);
+  await t.telegram.requests.waitForCount(() => true, 2, "both messages");
+  assert.equal(lookups(), 1);
+  assert.deepEqual(t.telegram.requests.items.map((r) => r.chatId).sort(), ["1001", "2002"]);
 });
 
 Deno.test("notifier paces one Telegram chat to one message per second on its clock", async () => {
@@ -451,7 +522,7 @@ Deno.test("notifier sends each user with a summary channel their day once, even 
       clock: t.clock,
       instanceId: "instance-b",
       send: { telegramApiUrl: t.telegram.url },
-    }, { monitorIntervalMs: 0 }) as never,
+    }, { monitorIntervalMs: 0, eventBatchMs: 0 }) as never,
     { log: t.watched.log, clock: t.clock },
   );
   const running = other.run();

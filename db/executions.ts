@@ -4,7 +4,8 @@
  * journal) are written in ONE transaction, so the record never shows half of a fill.
  */
 import type { OrderStatus } from "../brokers/broker.ts";
-import type { Db, Queryable, Tx } from "./client.ts";
+import { Batcher, type BatcherOptions, type BatchOutcome } from "./batcher.ts";
+import { type Db, isDbUnavailable, type Queryable, type Tx } from "./client.ts";
 import { SIGNAL_ROW_COLUMNS, type SignalRow, type SignalStatus } from "./signals.ts";
 
 /** A broker account as the executor needs it. */
@@ -124,30 +125,121 @@ export async function claimForExecution(
 }
 
 /**
- * Claims many fresh signals (`accepted` → `executing`) in ONE statement, with the same
- * semantics as {@linkcode claimForExecution} for each; returns the claims by signal id (a
- * signal that is not claimable is absent).
+ * The rows of a small jsonb recordset, which the planner is told are few: a function's rows are
+ * guessed at 100, and against a table it believes small (statistics lag a young, fast-growing
+ * table, and a prepared statement's generic plan keeps them until the next ANALYZE) it would
+ * hash-join them to a seq scan. Two range conditions it cannot estimate make its guess one row,
+ * so it looks each one up by index instead — whatever the table's size, a batch costs its size.
  */
-export async function claimBatchForExecution(
+export function fewRows(recordset: string): string {
+  return `(SELECT * FROM ${recordset} WHERE few.n >= 0 AND few.n < 2147483647)`;
+}
+
+/**
+ * Reads fresh signals for a batch in ONE statement, without claiming them: the claims of the
+ * `accepted` ones (absent: finished, or not this executor's any more), with their order if one
+ * was written and the kill switches of `accountId`. The batch's write claims them ({@linkcode
+ * recordSettledOrders} fails unless they are still unfinished); a signal that goes the
+ * one-by-one way is claimed with {@linkcode claimForExecution} first.
+ */
+export async function readBatchForExecution(
   db: Queryable,
   signalIds: readonly string[],
   accountId: string,
-  now: Date,
 ): Promise<Map<string, Claim>> {
-  const claims = new Map<string, Claim>();
-  if (signalIds.length === 0) return claims;
+  const [claims] = await readBatchesForExecution(db, [{ signalIds, accountId }]);
+  return claims!;
+}
+
+/** One executor's batch to read: {@linkcode readBatchForExecution}'s arguments. */
+export interface BatchRead {
+  signalIds: readonly string[];
+  accountId: string;
+}
+
+/** {@linkcode readBatchForExecution} for several executors' batches in ONE statement. */
+export async function readBatchesForExecution(
+  db: Queryable,
+  reads: readonly BatchRead[],
+): Promise<Map<string, Claim>[]> {
+  const input = reads.flatMap((r, batch) =>
+    r.signalIds.map((id) => ({ id, batch, account: r.accountId }))
+  )
+    .map((x, n) => ({ ...x, n }));
+  const claims = reads.map(() => new Map<string, Claim>());
+  if (input.length === 0) return claims;
   const rows = await db.query<Record<string, unknown>>(
-    claimStatement(
-      "SET status = 'executing'",
-      "WHERE id = ANY($1::text::uuid[]) AND status = 'accepted'",
-    ),
-    [`{${signalIds.join(",")}}`, now, accountId],
+    `SELECT c.*, few.batch AS "readBatch",
+            COALESCE((SELECT kill_switch FROM broker_accounts WHERE id = few.account), true) AS "accountKillSwitch",
+            COALESCE((SELECT (value ->> 'enabled')::boolean FROM settings WHERE key = 'kill_switch'), false)
+              AS "globalKillSwitch",
+            ${CLAIMED_ORDER}
+     FROM ${
+      fewRows("jsonb_to_recordset($1::text::jsonb) AS few(n int, id uuid, batch int, account uuid)")
+    } few
+     JOIN LATERAL (SELECT ${SIGNAL_ROW_COLUMNS} FROM signals WHERE id = few.id) c ON true
+     LEFT JOIN orders o ON o.client_order_id = c.id::text`,
+    [JSON.stringify(input)],
   );
-  for (const row of rows) {
+  for (const { readBatch, ...row } of rows) {
     const claim = claimFromRow(row);
-    claims.set(claim.signal.id, claim);
+    // Filtered here, not in SQL: a status condition lets the planner walk the whole
+    // signals_unfinished index, dead entries and all, instead of looking the ids up.
+    if (claim.signal.status === "accepted") {
+      claims[readBatch as number]!.set(claim.signal.id, claim);
+    }
   }
   return claims;
+}
+
+/**
+ * The executors' reads and writes with group commit ({@linkcode Batcher}) across executors: the
+ * batches of several accounts that are ready at once are read in one statement and written in
+ * one statement (one commit). Each executor still gets exactly its own answer: a write that
+ * fails because of one executor's data is retried per executor, so only that one fails; the
+ * database unreachable fails them all.
+ */
+export class ExecutionBatches {
+  readonly #reads: Batcher<BatchRead, Map<string, Claim>>;
+  readonly #writes: Batcher<readonly SettledOrder[], void>;
+
+  constructor(db: Queryable, options: BatcherOptions = {}) {
+    this.#reads = new Batcher(async (reads) => {
+      const claims = await readBatchesForExecution(db, reads);
+      return claims.map((value) => ({ ok: true, value }));
+    }, options);
+    this.#writes = new Batcher(async (runs) => {
+      try {
+        await recordSettledOrders(db, runs.flat());
+        return runs.map(() => ({ ok: true, value: undefined }));
+      } catch (error) {
+        if (runs.length === 1 || isDbUnavailable(error)) throw error;
+      }
+      const outcomes: BatchOutcome<void>[] = [];
+      for (const run of runs) {
+        try {
+          await recordSettledOrders(db, run);
+          outcomes.push({ ok: true, value: undefined });
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+        }
+      }
+      return outcomes;
+    }, options);
+  }
+
+  /** {@linkcode readBatchForExecution}, with the other executors' reads of the moment. */
+  read(signalIds: readonly string[], accountId: string): Promise<Map<string, Claim>> {
+    return this.#reads.add({ signalIds, accountId });
+  }
+
+  /**
+   * {@linkcode recordSettledOrders} for one executor's run, with the other executors' runs of
+   * the moment (of other accounts: an executor writes one run at a time).
+   */
+  write(run: readonly SettledOrder[]): Promise<void> {
+    return run.length === 0 ? Promise.resolve() : this.#writes.add(run);
+  }
 }
 
 function claimFromRow(row: Record<string, unknown>): Claim {
@@ -684,6 +776,8 @@ interface TradeTarget {
   open: boolean;
   touched: boolean;
   id?: string;
+  userId: string;
+  accountId: string;
   symbol: string;
   direction?: "long" | "short";
   quantity: string | null;
@@ -700,14 +794,16 @@ interface TradeTarget {
 
 /**
  * Writes many orders that were created and settled in the executor's memory, in ONE
- * transaction of a fixed number of multi-row statements (however many orders): the rows,
+ * statement of a fixed shape (however many orders; one round trip, one commit): the rows,
  * fills, positions, trades, signal states and journal entries end up exactly as
  * {@linkcode createOrder} followed by {@linkcode recordOrderUpdate} would have left them, one
  * order after the other, in the order given.
  */
-export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]): Promise<void> {
+export async function recordSettledOrders(
+  db: Queryable,
+  batch: readonly SettledOrder[],
+): Promise<void> {
   if (batch.length === 0) return;
-  const { userId, accountId } = batch[0]!.update;
   const iso = (d: Date) => d.toISOString();
   const orders: Record<string, unknown>[] = [];
   const fills: Record<string, unknown>[] = [];
@@ -717,10 +813,19 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
   const existingTrades = new Map<string, TradeTarget>();
   const newTrades: TradeTarget[] = [];
   const log = (
-    e: { signalId: string | null; orderId: string; event: string; data: unknown; at: Date },
+    e: {
+      update: OrderUpdate;
+      signalId: string | null;
+      orderId: string;
+      event: string;
+      data: unknown;
+      at: Date;
+    },
   ) =>
     journal.push({
       n: journal.length,
+      user_id: e.update.userId,
+      account_id: e.update.accountId,
       signal_id: e.signalId,
       order_id: e.orderId,
       event: e.event,
@@ -729,13 +834,13 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     });
 
   for (const { order: o, createdAt, update: u } of batch) {
-    if (u.userId !== userId || u.accountId !== accountId || o.id !== u.orderId) {
-      throw new Error(
-        "Cannot record settled orders: they must be of one account, each with its update",
-      );
+    if (u.userId !== o.userId || u.accountId !== o.accountId || o.id !== u.orderId) {
+      throw new Error("Cannot record settled orders: each order must come with its own update");
     }
     orders.push({
       id: o.id,
+      user_id: o.userId,
+      account_id: o.accountId,
       signal_id: o.signalId,
       parent_id: o.parentId,
       leg: o.leg,
@@ -758,6 +863,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     });
     // createOrder's journal entry, then recordOrderUpdate's, in the order its statements ran.
     log({
+      update: u,
       signalId: o.signalId,
       orderId: o.id,
       event: "order.created",
@@ -772,6 +878,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       at: createdAt,
     });
     log({
+      update: u,
       signalId: u.signalId,
       orderId: o.id,
       event: "order.updated",
@@ -788,6 +895,8 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       fills.push({
         id: f.id,
         order_id: o.id,
+        user_id: u.userId,
+        account_id: u.accountId,
         broker_fill_id: f.brokerFillId,
         symbol: u.symbol,
         side: u.side,
@@ -798,6 +907,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
         filled_at: iso(f.at),
       });
       log({
+        update: u,
         signalId: u.signalId,
         orderId: o.id,
         event: "order.filled",
@@ -806,8 +916,11 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
       });
     }
     if (u.position) {
-      const previous = positions.get(u.symbol);
-      positions.set(u.symbol, {
+      const key = `${u.accountId}\n${u.symbol}`;
+      const previous = positions.get(key);
+      positions.set(key, {
+        account_id: u.accountId,
+        user_id: u.userId,
         symbol: u.symbol,
         quantity: u.position.quantity,
         average_price: u.position.averagePrice,
@@ -834,6 +947,7 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     });
     if (u.signalId && u.signalStatus) {
       log({
+        update: u,
         signalId: u.signalId,
         orderId: o.id,
         event: `signal.${u.signalStatus.status}`,
@@ -846,6 +960,8 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
   const json = (rows: unknown[]) => JSON.stringify(rows);
   const trade = (t: TradeTarget) => ({
     id: t.id ?? null,
+    user_id: t.userId,
+    account_id: t.accountId,
     symbol: t.symbol,
     direction: t.direction ?? null,
     quantity: t.quantity,
@@ -860,59 +976,66 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
     exit_signal_id: t.exitSignalId,
     closed_at: t.closedAt ? iso(t.closedAt) : null,
   });
-  const existing = [...existingTrades.values()].filter((t) => t.touched).map(trade);
+  const existing = [...existingTrades.values()].filter((t) => t.touched).map((t, n) => ({
+    ...trade(t),
+    n,
+  }));
 
-  await db.transaction(async (tx) => {
-    // Sent together and pipelined on the transaction's connection; they run in this order
-    // (orders before their fills, the stored open trade before the new ones, journal last).
-    const statements: Promise<unknown>[] = [];
-    statements.push(tx.query(
-      `INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, broker_order_id, symbol,
-                           side, quantity, order_type, time_in_force, limit_price, stop_price, status, broker_status,
-                           filled_quantity, average_fill_price, reason, status_history, created_at, updated_at)
-       SELECT x.id, $2, $3, x.signal_id, x.parent_id, x.leg, x.client_order_id, x.broker_order_id, x.symbol, x.side,
-              x.quantity, x.order_type, x.time_in_force, x.limit_price, x.stop_price, x.status, x.broker_status,
-              x.filled_quantity, x.average_fill_price, x.reason,
-              CASE WHEN x.status = 'new' THEN jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at))
-                ELSE jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at),
-                  jsonb_build_object('status', x.status, 'broker_status', x.broker_status, 'at', x.updated_at)) END,
-              x.created_at, x.updated_at
-       FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, signal_id uuid, parent_id uuid, leg text,
-              client_order_id text, broker_order_id text, symbol text, side text, quantity numeric, order_type text,
-              time_in_force text, limit_price numeric, stop_price numeric, status text, broker_status text,
-              filled_quantity numeric, average_fill_price numeric, reason text, created_at timestamptz,
-              updated_at timestamptz)`,
-      [json(orders), userId, accountId],
-    ));
-    if (fills.length > 0) {
-      statements.push(tx.query(
-        `INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee,
+  const touched = signals.filter((s) => s.id !== null).map((s, n) => ({ ...s, n }));
+  // ONE statement (one round trip, one commit, atomic): each table's rows in one CTE.
+  // - Foreign keys (a fill's order) are checked at the end of the statement, so CTE order does not
+  //   matter for them; the new trades wait for the stored open trade to be closed (their scalar
+  //   subquery reads all of `closed` before the first insert), or the one-open-trade index would
+  //   see two open trades.
+  // - The signals are looked up by id ({@linkcode fewRows}), never by status: a status condition
+  //   lets the planner walk the whole signals_unfinished index, dead entries and all.
+  // - They must be unfinished (the executor took them as accepted): if one was finished
+  //   meanwhile, memory is ahead of a record that changed under it, so it is given a status the
+  //   table's CHECK refuses, which aborts the statement (nothing is written); the caller crashes.
+  //   This statement is also its signals' claim: it stamps their dispatch.
+  try {
+    await db.query(
+      `WITH orders_in AS (
+         INSERT INTO orders (id, user_id, account_id, signal_id, parent_id, leg, client_order_id, broker_order_id,
+                             symbol, side, quantity, order_type, time_in_force, limit_price, stop_price, status,
+                             broker_status, filled_quantity, average_fill_price, reason, status_history, created_at,
+                             updated_at)
+         SELECT x.id, x.user_id, x.account_id, x.signal_id, x.parent_id, x.leg, x.client_order_id, x.broker_order_id,
+                x.symbol, x.side,
+                x.quantity, x.order_type, x.time_in_force, x.limit_price, x.stop_price, x.status, x.broker_status,
+                x.filled_quantity, x.average_fill_price, x.reason,
+                CASE WHEN x.status = 'new' THEN jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at))
+                  ELSE jsonb_build_array(jsonb_build_object('status', 'new', 'at', x.created_at),
+                    jsonb_build_object('status', x.status, 'broker_status', x.broker_status, 'at', x.updated_at)) END,
+                x.created_at, x.updated_at
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, user_id uuid, account_id uuid, signal_id uuid,
+                parent_id uuid, leg text,
+                client_order_id text, broker_order_id text, symbol text, side text, quantity numeric, order_type text,
+                time_in_force text, limit_price numeric, stop_price numeric, status text, broker_status text,
+                filled_quantity numeric, average_fill_price numeric, reason text, created_at timestamptz,
+                updated_at timestamptz)
+       ), fills_in AS (
+         INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, fee,
                             realized_pnl, filled_at)
-         SELECT x.id, x.order_id, $2, $3, x.broker_fill_id, x.symbol, x.side, x.quantity, x.price, x.fee,
-                x.realized_pnl, x.filled_at
-         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, order_id uuid, broker_fill_id text, symbol text,
-                side text, quantity numeric, price numeric, fee numeric, realized_pnl numeric, filled_at timestamptz)`,
-        [json(fills), userId, accountId],
-      ));
-    }
-    if (positions.size > 0) {
-      statements.push(tx.query(
-        `INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, realized_pnl, last_price,
+         SELECT x.id, x.order_id, x.user_id, x.account_id, x.broker_fill_id, x.symbol, x.side, x.quantity, x.price,
+                x.fee, x.realized_pnl, x.filled_at
+         FROM jsonb_to_recordset($2::text::jsonb) AS x(id uuid, order_id uuid, user_id uuid, account_id uuid,
+                broker_fill_id text, symbol text,
+                side text, quantity numeric, price numeric, fee numeric, realized_pnl numeric, filled_at timestamptz)
+       ), positions_in AS (
+         INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, realized_pnl, last_price,
                                 opened_at, updated_at)
-         SELECT $2, x.symbol, $3, x.quantity, x.average_price, x.realized_pnl, x.last_price, x.opened_at,
-                x.updated_at
-         FROM jsonb_to_recordset($1::text::jsonb) AS x(symbol text, quantity numeric, average_price numeric,
+         SELECT x.account_id, x.symbol, x.user_id, x.quantity, x.average_price, x.realized_pnl, x.last_price,
+                x.opened_at, x.updated_at
+         FROM jsonb_to_recordset($3::text::jsonb) AS x(account_id uuid, user_id uuid, symbol text, quantity numeric,
+                average_price numeric,
                 realized_pnl numeric, last_price numeric, opened_at timestamptz, updated_at timestamptz)
          ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity,
            average_price = EXCLUDED.average_price, realized_pnl = EXCLUDED.realized_pnl,
            last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at,
-           opened_at = COALESCE(EXCLUDED.opened_at, positions.opened_at)`,
-        [json([...positions.values()]), accountId, userId],
-      ));
-    }
-    if (existing.length > 0) {
-      statements.push(tx.query(
-        `UPDATE trades t SET quantity = COALESCE(x.quantity, t.quantity),
+           opened_at = COALESCE(EXCLUDED.opened_at, positions.opened_at)
+       ), closed AS (
+         UPDATE trades t SET quantity = COALESCE(x.quantity, t.quantity),
                 entry_price = COALESCE(x.entry_price, t.entry_price),
                 fees = t.fees + (SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.fees) v),
                 realized_pnl = t.realized_pnl + (SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.realized) v),
@@ -920,49 +1043,72 @@ export async function recordSettledOrders(db: Db, batch: readonly SettledOrder[]
                 exit_price = CASE WHEN x.closed THEN x.exit_price ELSE t.exit_price END,
                 exit_signal_id = CASE WHEN x.closed THEN x.exit_signal_id ELSE t.exit_signal_id END,
                 closed_at = CASE WHEN x.closed THEN x.closed_at ELSE t.closed_at END
-         FROM jsonb_to_recordset($1::text::jsonb) AS x(symbol text, quantity numeric, entry_price numeric,
-                fees jsonb, realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid,
-                closed_at timestamptz)
-         WHERE t.account_id = $2 AND t.symbol = x.symbol AND t.status = 'open'`,
-        [json(existing), accountId],
-      ));
-    }
-    if (newTrades.length > 0) {
-      statements.push(tx.query(
-        `INSERT INTO trades (id, user_id, account_id, symbol, direction, quantity, entry_price, stop_loss, status,
+         FROM ${
+        fewRows(
+          `jsonb_to_recordset($4::text::jsonb) AS few(n int, account_id uuid, symbol text, quantity numeric,
+                entry_price numeric, fees jsonb, realized jsonb, closed boolean, exit_price numeric,
+                exit_signal_id uuid, closed_at timestamptz)`,
+        )
+      } x
+         WHERE t.account_id = x.account_id AND t.symbol = x.symbol AND t.status = 'open'
+         RETURNING t.id
+       ), opened AS (
+         INSERT INTO trades (id, user_id, account_id, symbol, direction, quantity, entry_price, stop_loss, status,
                              entry_signal_id, opened_at, realized_pnl, fees, exit_price, exit_signal_id, closed_at)
-         SELECT x.id, $2, $3, x.symbol, x.direction, x.quantity, x.entry_price, x.stop_loss,
+         SELECT x.id, x.user_id, x.account_id, x.symbol, x.direction, x.quantity, x.entry_price, x.stop_loss,
                 CASE WHEN x.closed THEN 'closed' ELSE 'open' END, x.entry_signal_id, x.opened_at,
                 0 + COALESCE((SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.realized) v), 0),
                 0 + COALESCE((SELECT sum(v::numeric) FROM jsonb_array_elements_text(x.fees) v), 0),
                 x.exit_price, x.exit_signal_id, x.closed_at
-         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, symbol text, direction text, quantity numeric,
+         FROM jsonb_to_recordset($5::text::jsonb) AS x(id uuid, user_id uuid, account_id uuid, symbol text,
+                direction text, quantity numeric,
                 entry_price numeric, stop_loss numeric, entry_signal_id uuid, opened_at timestamptz, fees jsonb,
-                realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid, closed_at timestamptz)`,
-        [json(newTrades.map(trade)), userId, accountId],
-      ));
+                realized jsonb, closed boolean, exit_price numeric, exit_signal_id uuid, closed_at timestamptz)
+         WHERE (SELECT count(*) FROM closed) >= 0
+       ), signals_done AS (
+         UPDATE signals s SET dispatched_at = COALESCE(s.dispatched_at, x.ordered_at),
+                ordered_at = CASE WHEN x.ordered THEN x.ordered_at ELSE s.ordered_at END,
+                status = CASE WHEN s.status NOT IN ('accepted', 'executing', 'placed') THEN 'finished already'
+                  ELSE COALESCE(x.status, s.status) END,
+                reason = CASE WHEN x.status IS NULL THEN s.reason ELSE COALESCE(x.reason, s.reason) END,
+                filled_at = CASE WHEN x.status = 'filled' THEN COALESCE(s.filled_at, x.at) ELSE s.filled_at END,
+                finished_at = CASE WHEN x.terminal THEN COALESCE(s.finished_at, x.at) ELSE s.finished_at END
+         FROM ${
+        fewRows(
+          `jsonb_to_recordset($6::text::jsonb) AS few(n int, id uuid, ordered boolean, ordered_at timestamptz,
+                status text, reason text, terminal boolean, at timestamptz)`,
+        )
+      } x
+         WHERE s.id = x.id
+         RETURNING s.id
+       ), journal_in AS (
+         INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+         SELECT x.user_id, x.account_id, x.signal_id, x.order_id, x.event, x.data, x.at
+         FROM jsonb_to_recordset($7::text::jsonb) AS x(n int, user_id uuid, account_id uuid, signal_id uuid,
+                order_id uuid, event text, data jsonb, at timestamptz)
+         ORDER BY x.n
+       )
+       SELECT (SELECT count(*)::int FROM signals_done) AS signals`,
+      [
+        json(orders),
+        json(fills),
+        json([...positions.values()]),
+        json(existing),
+        json(newTrades.map(trade)),
+        json(touched),
+        json(journal),
+      ],
+    );
+  } catch (error) {
+    const e = error as { code?: unknown; constraint_name?: unknown; constraint?: unknown };
+    if (e.code !== "23514" || (e.constraint_name ?? e.constraint) !== "signals_status_check") {
+      throw error;
     }
-    statements.push(tx.query(
-      `UPDATE signals s SET ordered_at = CASE WHEN x.ordered THEN x.ordered_at ELSE s.ordered_at END,
-              status = COALESCE(x.status, s.status), reason = CASE WHEN x.status IS NULL THEN s.reason
-                ELSE COALESCE(x.reason, s.reason) END,
-              filled_at = CASE WHEN x.status = 'filled' THEN COALESCE(s.filled_at, x.at) ELSE s.filled_at END,
-              finished_at = CASE WHEN x.terminal THEN COALESCE(s.finished_at, x.at) ELSE s.finished_at END
-       FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, ordered boolean, ordered_at timestamptz, status text,
-              reason text, terminal boolean, at timestamptz)
-       WHERE s.id = x.id`,
-      [json(signals.filter((s) => s.id !== null))],
-    ));
-    statements.push(tx.query(
-      `INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
-       SELECT $2, $3, x.signal_id, x.order_id, x.event, x.data, x.at
-       FROM jsonb_to_recordset($1::text::jsonb) AS x(n int, signal_id uuid, order_id uuid, event text, data jsonb,
-              at timestamptz)
-       ORDER BY x.n`,
-      [json(journal), userId, accountId],
-    ));
-    await Promise.all(statements);
-  });
+    throw new Error(
+      "Cannot record settled orders: some of their signals are finished already",
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -976,12 +1122,16 @@ function settleTrade(
   created: TradeTarget[],
 ): void {
   const t = u.trade!;
-  let stored = existing.get(u.symbol);
+  const key = `${u.accountId}\n${u.symbol}`;
+  const mine = (c: TradeTarget) => c.accountId === u.accountId && c.symbol === u.symbol;
+  let stored = existing.get(key);
   if (!stored) {
     stored = {
       kind: "existing",
       open: true,
       touched: false,
+      userId: u.userId,
+      accountId: u.accountId,
       symbol: u.symbol,
       quantity: null,
       entryPrice: null,
@@ -991,9 +1141,9 @@ function settleTrade(
       exitSignalId: null,
       closedAt: null,
     };
-    existing.set(u.symbol, stored);
+    existing.set(key, stored);
   }
-  const open = [stored, ...created.filter((c) => c.symbol === u.symbol)].filter((c) => c.open);
+  const open = [stored, ...created.filter(mine)].filter((c) => c.open);
   if (t.kind === "close" || t.kind === "flip") {
     for (const c of open) {
       c.touched = true;
@@ -1011,6 +1161,8 @@ function settleTrade(
       open: true,
       touched: true,
       id: t.id,
+      userId: u.userId,
+      accountId: u.accountId,
       symbol: u.symbol,
       direction: t.direction,
       quantity: t.quantity,

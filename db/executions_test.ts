@@ -3,12 +3,19 @@ import { uuidv7 } from "../lib/ids.ts";
 import { validateSignal } from "../lib/signal.ts";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
 import { insertTrader } from "../tests/_fixtures.ts";
+import { DbUnavailableError, isDbUnavailable, type Queryable } from "./client.ts";
 import {
+  claimForExecution,
   createOrder,
+  ExecutionBatches,
   lastPrice,
   type NewOrder,
+  readBatchForExecution,
   recordOrderUpdate,
+  recordSettledOrders,
   resizeNewOrder,
+  setSignalStatus,
+  type SettledOrder,
 } from "./executions.ts";
 import { acceptSignal } from "./signals.ts";
 
@@ -50,6 +57,315 @@ for (const engine of ENGINES) {
     );
     assert.equal(await lastPrice(t.db, "AAPL"), "192", "a newer recorded price wins");
     assert.equal(await lastPrice(t.db, "MSFT"), null);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: a settled batch whose signal was finished meanwhile writes nothing and fails`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+    assert.ok(r.ok);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const signalIds: string[] = [];
+    for (const key of ["a", "b"]) {
+      const id = uuidv7(at.getTime());
+      signalIds.push(id);
+      await acceptSignal(
+        t.db,
+        {
+          id,
+          userId: trader.userId,
+          accountId: trader.accountId,
+          keyId: null,
+          source: "tradingview",
+          rawBody: "{}",
+          receivedAt: at,
+        },
+        r.signal,
+        { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
+      );
+    }
+    const read = await readBatchForExecution(t.db, signalIds, trader.accountId);
+    assert.deepEqual([...read.keys()].sort(), [...signalIds].sort());
+    // Finished by someone else between the claim and the write.
+    await setSignalStatus(t.db, signalIds[1]!, "rejected", "gone", at, {
+      userId: trader.userId,
+      accountId: trader.accountId,
+    });
+    const settled = (signalId: string) => settledBuy(trader, signalId, at);
+    await assert.rejects(
+      recordSettledOrders(t.db, signalIds.map(settled)),
+      /some of their signals are finished already/,
+    );
+    const [orders] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM orders");
+    assert.equal(orders!.n, 0);
+    const statuses = await t.db.query<{ status: string }>(
+      "SELECT status FROM signals ORDER BY id",
+    );
+    assert.deepEqual(statuses.map((s) => s.status).sort(), ["accepted", "rejected"]);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: a batch read returns the accepted signals with their switches, and claims nothing`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 2, price: 190 });
+    assert.ok(r.ok);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const ids: string[] = [];
+    for (const key of ["a", "b", "c"]) {
+      const id = uuidv7(at.getTime());
+      ids.push(id);
+      await acceptSignal(
+        t.db,
+        {
+          id,
+          userId: trader.userId,
+          accountId: trader.accountId,
+          keyId: null,
+          source: "tradingview",
+          rawBody: "{}",
+          receivedAt: at,
+        },
+        r.signal,
+        { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
+      );
+    }
+    await claimForExecution(t.db, ids[1]!, trader.accountId, at, { recovering: false });
+    await t.db.query("UPDATE broker_accounts SET kill_switch = true WHERE id = $1", [
+      trader.accountId,
+    ]);
+    const read = await readBatchForExecution(
+      t.db,
+      [ids[0]!, ids[1]!, ids[2]!, uuidv7()],
+      trader.accountId,
+    );
+    assert.deepEqual([...read.keys()].sort(), [ids[0]!, ids[2]!].sort(), "accepted ones only");
+    const claim = read.get(ids[0]!)!;
+    assert.equal(claim.signal.quantity, "2");
+    assert.equal(claim.signal.symbol, "AAPL");
+    assert.equal(claim.order, null);
+    assert.equal(claim.accountKillSwitch, true);
+    assert.equal(claim.globalKillSwitch, false);
+    const statuses = await t.db.query<{ status: string }>(
+      "SELECT status FROM signals WHERE id = ANY($1::text::uuid[]) ORDER BY id",
+      [`{${ids.join(",")}}`],
+    );
+    assert.deepEqual(statuses.map((s) => s.status).sort(), ["accepted", "accepted", "executing"]);
+  });
+}
+
+/**
+ * A paper buy of 1 AAPL at 190 for `signalId`, filled in memory as the executor writes it: the
+ * `held`th share of the account's long (1: it opens the trade, then it resizes it).
+ */
+function settledBuy(
+  trader: { userId: string; accountId: string },
+  signalId: string,
+  at: Date,
+  held = 1,
+): SettledOrder {
+  const orderId = uuidv7(at.getTime());
+  return {
+    order: {
+      id: orderId,
+      userId: trader.userId,
+      accountId: trader.accountId,
+      signalId,
+      parentId: null,
+      leg: "entry",
+      clientOrderId: signalId,
+      symbol: "AAPL",
+      side: "buy",
+      quantity: "1",
+      orderType: "market",
+      timeInForce: "day",
+      limitPrice: null,
+      stopPrice: null,
+    },
+    createdAt: at,
+    update: {
+      userId: trader.userId,
+      accountId: trader.accountId,
+      orderId,
+      signalId,
+      symbol: "AAPL",
+      side: "buy",
+      status: "filled",
+      brokerStatus: "filled",
+      brokerOrderId: `paper-${signalId}`,
+      filledQuantity: "1",
+      averageFillPrice: "190",
+      reason: null,
+      fills: [{
+        id: uuidv7(at.getTime()),
+        brokerFillId: `paper-${signalId}:1`,
+        quantity: "1",
+        price: "190",
+        fee: "0",
+        realizedPnl: "0",
+        at,
+      }],
+      position: {
+        quantity: String(held),
+        averagePrice: "190",
+        realizedPnl: "0",
+        lastPrice: "190",
+      },
+      trade: held === 1
+        ? {
+          kind: "open",
+          id: uuidv7(at.getTime()),
+          direction: "long",
+          quantity: "1",
+          entryPrice: "190",
+          stopLoss: null,
+        }
+        : {
+          kind: "resize",
+          quantity: String(held),
+          entryPrice: "190",
+          fees: "0",
+          realizedPnl: "0",
+        },
+      signalStatus: { status: "filled", reason: null },
+      at,
+    },
+  };
+}
+
+/** Accepts a buy of 1 AAPL for `trader` with dedup key `key`; returns its id. */
+async function acceptBuy(
+  db: Queryable,
+  trader: { userId: string; accountId: string },
+  key: string,
+  at: Date,
+): Promise<string> {
+  const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  assert.ok(r.ok);
+  const id = uuidv7(at.getTime());
+  await acceptSignal(
+    db,
+    {
+      id,
+      userId: trader.userId,
+      accountId: trader.accountId,
+      keyId: null,
+      source: "tradingview",
+      rawBody: "{}",
+      receivedAt: at,
+    },
+    r.signal,
+    { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
+  );
+  return id;
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: executions of several accounts are read together and written together, each its own`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const bob = await insertTrader(t.db);
+    await t.db.query("UPDATE broker_accounts SET kill_switch = true WHERE id = $1", [
+      bob.accountId,
+    ]);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const annIds = [await acceptBuy(t.db, ann, "a1", at), await acceptBuy(t.db, ann, "a2", at)];
+    const bobIds = [await acceptBuy(t.db, bob, "b1", at)];
+    const statements: string[] = [];
+    const counted: Queryable = {
+      query: (text, params) => {
+        statements.push(text);
+        return t.db.query(text, params);
+      },
+    };
+    const batches = new ExecutionBatches(counted);
+    const [annRead, bobRead] = await Promise.all([
+      batches.read(annIds, ann.accountId),
+      batches.read(bobIds, bob.accountId),
+    ]);
+    assert.equal(statements.length, 1);
+    assert.deepEqual([...annRead.keys()].sort(), [...annIds].sort());
+    assert.deepEqual([...bobRead.keys()], bobIds);
+    assert.equal(annRead.get(annIds[0]!)?.accountKillSwitch, false);
+    assert.equal(bobRead.get(bobIds[0]!)?.accountKillSwitch, true);
+
+    await Promise.all([
+      batches.write(annIds.map((id, i) => settledBuy(ann, id, at, i + 1))),
+      batches.write(bobIds.map((id) => settledBuy(bob, id, at))),
+    ]);
+    assert.equal(statements.length, 2, "one write for both accounts");
+    const positions = await t.db.query<{ account_id: string; quantity: string }>(
+      "SELECT account_id, quantity::text FROM positions ORDER BY quantity",
+    );
+    assert.deepEqual(positions.map((p) => [p.account_id, Number(p.quantity)]), [
+      [bob.accountId, 1],
+      [ann.accountId, 2],
+    ]);
+    const journal = await t.db.query<{ user_id: string; account_id: string; n: number }>(
+      `SELECT user_id, account_id, count(*)::int AS n FROM journal WHERE event <> 'signal.accepted'
+       GROUP BY user_id, account_id ORDER BY n`,
+    );
+    assert.deepEqual(journal.map((j) => [j.user_id, j.account_id, j.n]), [
+      [bob.userId, bob.accountId, 4],
+      [ann.userId, ann.accountId, 8],
+    ]);
+    const trades = await t.db.query<{ account_id: string; quantity: string }>(
+      "SELECT account_id, quantity::text FROM trades WHERE status = 'open' ORDER BY quantity",
+    );
+    assert.deepEqual(trades.map((p) => [p.account_id, Number(p.quantity)]), [
+      [bob.accountId, 1],
+      [ann.accountId, 2],
+    ]);
+  });
+
+  Deno.test(`${engine}: a run that cannot be written fails alone; the other accounts' runs of its batch are written`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const bob = await insertTrader(t.db);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const annId = await acceptBuy(t.db, ann, "a1", at);
+    const bobId = await acceptBuy(t.db, bob, "b1", at);
+    await setSignalStatus(t.db, bobId, "rejected", "gone", at, {
+      userId: bob.userId,
+      accountId: bob.accountId,
+    });
+    let down = false;
+    const statements: string[] = [];
+    const flaky: Queryable = {
+      query: (text, params) => {
+        statements.push(text);
+        return down
+          ? Promise.reject(new DbUnavailableError("Cannot reach the database: refused"))
+          : t.db.query(text, params);
+      },
+    };
+    const batches = new ExecutionBatches(flaky);
+    const [annWrite, bobWrite] = await Promise.allSettled([
+      batches.write([settledBuy(ann, annId, at)]),
+      batches.write([settledBuy(bob, bobId, at)]),
+    ]);
+    assert.equal(annWrite.status, "fulfilled");
+    assert.equal(bobWrite.status, "rejected");
+    assert.match(String((bobWrite as PromiseRejectedResult).reason), /finished already/);
+    assert.equal(statements.length, 3, "the batch, then each run on its own");
+    const orders = await t.db.query<{ account_id: string }>("SELECT account_id FROM orders");
+    assert.deepEqual(orders.map((o) => o.account_id), [ann.accountId]);
+
+    // With the database unreachable, every run of the batch fails, none retried alone.
+    const annNext = await acceptBuy(t.db, ann, "a2", at);
+    const carol = await insertTrader(t.db);
+    const carolId = await acceptBuy(t.db, carol, "c1", at);
+    down = true;
+    statements.length = 0;
+    const failed = await Promise.allSettled([
+      batches.write([settledBuy(ann, annNext, at)]),
+      batches.write([settledBuy(carol, carolId, at)]),
+    ]);
+    assert.ok(failed.every((f) => f.status === "rejected" && isDbUnavailable(f.reason)));
+    assert.equal(statements.length, 1);
   });
 }
 

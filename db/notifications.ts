@@ -4,6 +4,7 @@
  * (lib/crypto.ts) and is read only by the notifier: listings never carry it.
  */
 import type { Queryable } from "./client.ts";
+import { isUuid } from "./users.ts";
 
 /** The kinds of channel. */
 export const CHANNEL_KINDS = ["telegram", "discord"] as const;
@@ -101,6 +102,30 @@ export async function channelsForEvent(
     [userId, eventType],
   );
   return rows.map(toSealed);
+}
+
+/**
+ * The enabled channels of every user in `userIds`, with their sealed secrets, oldest first: one
+ * query for a burst of events, each then matched with {@linkcode channelWants}.
+ */
+export async function enabledChannelsOf(
+  db: Queryable,
+  userIds: readonly string[],
+): Promise<SealedChannel[]> {
+  const ids = userIds.filter(isUuid); // no other id has a channel
+  if (ids.length === 0) return [];
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT ${COLUMNS}, secret FROM notification_channels
+     WHERE user_id = ANY($1::text::uuid[]) AND enabled
+     ORDER BY created_at, id`,
+    [`{${ids.join(",")}}`],
+  );
+  return rows.map(toSealed);
+}
+
+/** Whether a channel wants events of `eventType` (what {@linkcode channelsForEvent} selects). */
+export function channelWants(channel: NotificationChannel, eventType: string): boolean {
+  return channel.enabled && (channel.events === null || channel.events.includes(eventType));
 }
 
 /** Deletes one of `userId`'s channels; false when unknown or another user's. */

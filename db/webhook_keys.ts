@@ -5,7 +5,8 @@
  */
 import { EXPIRY_WARNING_MS } from "../lib/webhook_key.ts";
 import { audit, type AuditActor } from "./audit.ts";
-import type { Db, Queryable } from "./client.ts";
+import { Batcher, type BatcherOptions } from "./batcher.ts";
+import { type Db, isDbUnavailable, type Queryable } from "./client.ts";
 import { isUuid } from "./users.ts";
 
 /** Most keys a user may have active at once (expired and revoked ones do not count). */
@@ -99,7 +100,145 @@ export async function findKeyAndAccount(
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)`,
     [hash, now, alias],
   );
-  if (!row) return null;
+  return row ? keyAndAccount(row) : null;
+}
+
+/** One lookup of {@linkcode findKeysAndAccounts}: what {@linkcode findKeyAndAccount} takes. */
+export interface KeyLookup {
+  hash: Uint8Array;
+  alias: string;
+  now: Date;
+}
+
+/**
+ * {@linkcode findKeyAndAccount} for many lookups in ONE round trip, answers in their order
+ * (null for an unknown, revoked or expired key).
+ */
+export async function findKeysAndAccounts(
+  db: Queryable,
+  lookups: readonly KeyLookup[],
+): Promise<Array<KeyAndAccount | null>> {
+  if (lookups.length === 0) return [];
+  const input = lookups.map((l, n) => ({
+    n,
+    hash: hex(l.hash),
+    alias: l.alias,
+    now: l.now.toISOString(),
+  }));
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT x.n, k.id, k.user_id AS "userId", k.name, k.prefix, k.created_at AS "createdAt",
+            k.last_used_at AS "lastUsedAt", k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt",
+            k.replaced_by AS "replacedBy",
+            a.id AS "accountId", a.broker, a.symbol_map AS "symbolMap", a.micro_futures AS "microFutures"
+     FROM jsonb_to_recordset($1::text::jsonb) AS x(n int, hash text, alias text, now timestamptz)
+     JOIN webhook_keys k ON k.key_hash = decode(x.hash, 'hex')
+     LEFT JOIN broker_accounts a ON a.user_id = k.user_id AND a.alias = x.alias
+     WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > x.now)`,
+    [JSON.stringify(input)],
+  );
+  const found: Array<KeyAndAccount | null> = lookups.map(() => null);
+  for (const { n, ...row } of rows) found[n as number] = keyAndAccount(row);
+  return found;
+}
+
+/** Options of {@linkcode WebhookKeyFinder}. */
+export interface WebhookKeyFinderOptions extends BatcherOptions {
+  /** How long a found key and account may be answered from memory (default 60 s). */
+  cacheMs?: number;
+  /** Most keys kept in memory (default 10,000; the oldest go first). */
+  cacheSize?: number;
+  /** The clock of the cache (ms); default `performance.now`. */
+  now?: () => number;
+}
+
+/**
+ * Looks keys up by hash for the webhooks: concurrent requests share one round trip
+ * ({@linkcode Batcher}), each with {@linkcode findKeyAndAccount}'s answer, and a lookup may ask
+ * for a cached answer instead.
+ *
+ * A cached answer can be stale (the key revoked, the account changed a moment ago), so only a
+ * caller that checks it again where it counts may ask for one: the signal webhook does, in the
+ * statement that accepts the signal ({@linkcode acceptSignals}), and looks again
+ * (`cached: false`) when that check fails. Only answers with an account are kept, and none is
+ * answered from memory after the database failed until a lookup reaches it again
+ * ({@linkcode WebhookKeyFinder.distrust}). A failed lookup fails every request of its batch (the
+ * database is down: each answers 503).
+ */
+export class WebhookKeyFinder {
+  readonly #batcher: Batcher<KeyLookup, KeyAndAccount | null>;
+  readonly #cache = new Map<string, { found: KeyAndAccount; until: number }>();
+  readonly #cacheMs: number;
+  readonly #cacheSize: number;
+  readonly #now: () => number;
+  /** False from a database failure until a lookup succeeds again. */
+  #trusted = true;
+
+  constructor(db: Queryable, options: WebhookKeyFinderOptions = {}) {
+    this.#batcher = new Batcher(async (lookups) => {
+      let found: Array<KeyAndAccount | null>;
+      try {
+        found = await findKeysAndAccounts(db, lookups);
+      } catch (error) {
+        if (isDbUnavailable(error)) this.#trusted = false;
+        throw error;
+      }
+      this.#trusted = true;
+      return found.map((value) => ({ ok: true, value }));
+    }, options);
+    this.#cacheMs = options.cacheMs ?? 60_000;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /**
+   * The active key with this hash and its user's account `alias`, as
+   * {@linkcode findKeyAndAccount}; with `cached`, possibly from memory (see the class).
+   */
+  async find(
+    hash: Uint8Array,
+    alias: string,
+    now: Date,
+    options: { cached?: boolean } = {},
+  ): Promise<KeyAndAccount | null> {
+    const id = `${hex(hash)}\n${alias}`;
+    if (options.cached && this.#trusted) {
+      const entry = this.#cache.get(id);
+      const expiresAt = entry?.found.key.expiresAt;
+      if (
+        entry && entry.until > this.#now() &&
+        (!expiresAt || expiresAt.getTime() > now.getTime())
+      ) {
+        return entry.found;
+      }
+    }
+    const found = await this.#batcher.add({ hash, alias, now });
+    this.#cache.delete(id);
+    if (found?.account && this.#cacheMs > 0) {
+      if (this.#cache.size >= this.#cacheSize) {
+        this.#cache.delete(this.#cache.keys().next().value!);
+      }
+      this.#cache.set(id, { found, until: this.#now() + this.#cacheMs });
+    }
+    return found;
+  }
+
+  /**
+   * Stops answering from memory until a lookup reaches the database again: while it is
+   * unreachable, a request must wait on a lookup (and time out) rather than go straight to a
+   * statement that could commit, unacknowledged, once the database is back.
+   */
+  distrust(): void {
+    this.#trusted = false;
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+function keyAndAccount(row: Record<string, unknown>): KeyAndAccount {
   const { accountId, broker, symbolMap, microFutures, ...key } = row;
   return {
     key: key as unknown as WebhookKeyRow,

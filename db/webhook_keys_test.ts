@@ -3,8 +3,13 @@ import { createTestDb, ENGINES } from "../tests/_db.ts";
 import { insertTrader } from "../tests/_fixtures.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { generateWebhookKey } from "../lib/webhook_key.ts";
-import type { Queryable } from "./client.ts";
-import { insertWebhookKey, warnExpiringWebhookKeys } from "./webhook_keys.ts";
+import { DbUnavailableError, isDbUnavailable, type Queryable } from "./client.ts";
+import {
+  findKeyAndAccount,
+  insertWebhookKey,
+  warnExpiringWebhookKeys,
+  WebhookKeyFinder,
+} from "./webhook_keys.ts";
 
 const DAY_MS = 86_400_000;
 const NOW = Date.UTC(2026, 0, 5, 14, 30);
@@ -105,5 +110,167 @@ for (const engine of ENGINES) {
       "SELECT count(*)::int AS n FROM journal WHERE event = 'webhook_key.expiring'",
     ) as [{ n: number }];
     assert.equal(n, ids.size, "one journal entry per key");
+  });
+}
+
+/** A key in clear with its hash, stored for `userId` (expired, revoked or usable). */
+async function storedKey(
+  db: Queryable,
+  userId: string,
+  options: { expiresInMs?: number; revoked?: boolean } = {},
+) {
+  const generated = await generateWebhookKey();
+  const row = await insertWebhookKey(db, {
+    id: uuidv7(NOW),
+    userId,
+    name: "k",
+    prefix: generated.prefix,
+    hash: generated.hash,
+    expiresAt: options.expiresInMs === undefined ? null : new Date(NOW + options.expiresInMs),
+    createdAt: new Date(NOW - DAY_MS),
+  });
+  if (options.revoked) {
+    await db.query("UPDATE webhook_keys SET revoked_at = $2 WHERE id = $1", [
+      row.id,
+      new Date(NOW),
+    ]);
+  }
+  return generated.hash;
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`the key finder answers concurrent lookups in one round trip, each as findKeyAndAccount would (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const bob = await insertTrader(t.db);
+    const usable = await storedKey(t.db, ann.userId);
+    const bobs = await storedKey(t.db, bob.userId, { expiresInMs: DAY_MS });
+    const expired = await storedKey(t.db, ann.userId, { expiresInMs: -1 });
+    const revoked = await storedKey(t.db, ann.userId, { revoked: true });
+    const unknown = (await generateWebhookKey()).hash;
+    const now = new Date(NOW);
+    const lookups: Array<[Uint8Array, string]> = [
+      [usable, "paper"],
+      [usable, "nope"], // the key, without an account of that alias
+      [bobs, "paper"],
+      [expired, "paper"],
+      [revoked, "paper"],
+      [unknown, "paper"],
+      [usable, "paper"],
+    ];
+    let statements = 0;
+    const counted: Queryable = {
+      query: (text, params) => {
+        statements++;
+        return t.db.query(text, params);
+      },
+    };
+    const finder = new WebhookKeyFinder(counted);
+    const found = await Promise.all(lookups.map(([hash, alias]) => finder.find(hash, alias, now)));
+    assert.equal(statements, 1);
+    const expected = await Promise.all(
+      lookups.map(([hash, alias]) => findKeyAndAccount(t.db, hash, alias, now)),
+    );
+    assert.deepEqual(found, expected);
+    assert.equal(found[0]?.key.userId, ann.userId);
+    assert.equal(found[0]?.account?.id, ann.accountId);
+    assert.equal(found[1]?.account, null);
+    assert.equal(found[2]?.account?.id, bob.accountId);
+    assert.deepEqual(found.slice(3, 6), [null, null, null]);
+  });
+
+  Deno.test(`the key finder fails every lookup of a batch when the database is unreachable (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const usable = await storedKey(t.db, ann.userId);
+    let down = true;
+    const flaky: Queryable = {
+      query: (text, params) =>
+        down
+          ? Promise.reject(new DbUnavailableError("Cannot reach the database: refused"))
+          : t.db.query(text, params),
+    };
+    const finder = new WebhookKeyFinder(flaky);
+    const results = await Promise.allSettled(
+      [1, 2, 3].map(() => finder.find(usable, "paper", new Date(NOW))),
+    );
+    assert.ok(results.every((r) => r.status === "rejected" && isDbUnavailable(r.reason)));
+    down = false;
+    assert.equal((await finder.find(usable, "paper", new Date(NOW)))?.account?.id, ann.accountId);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`the key finder answers from memory only when asked, only keys with an account, until its time is up (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const hash = await storedKey(t.db, ann.userId);
+    let statements = 0;
+    const counted: Queryable = {
+      query: (text, params) => {
+        statements++;
+        return t.db.query(text, params);
+      },
+    };
+    let clock = 0;
+    const finder = new WebhookKeyFinder(counted, { cacheMs: 1_000, now: () => clock });
+    const now = new Date(NOW);
+    const first = await finder.find(hash, "paper", now, { cached: true });
+    assert.equal(first?.account?.id, ann.accountId);
+    assert.equal(statements, 1);
+    assert.equal(await finder.find(hash, "paper", now, { cached: true }), first);
+    assert.equal(statements, 1, "answered from memory");
+    // Not asked for a cached answer: the database, which sees the revocation.
+    await t.db.query("UPDATE webhook_keys SET revoked_at = now() WHERE key_hash = $1", [hash]);
+    assert.equal(await finder.find(hash, "paper", now), null);
+    assert.equal(statements, 2);
+    assert.equal(await finder.find(hash, "paper", now, { cached: true }), null, "forgotten");
+    assert.equal(statements, 3);
+    // A key without the account asked for is never kept.
+    await t.db.query("UPDATE webhook_keys SET revoked_at = NULL WHERE key_hash = $1", [hash]);
+    assert.equal((await finder.find(hash, "nope", now, { cached: true }))?.account, null);
+    assert.equal((await finder.find(hash, "nope", now, { cached: true }))?.account, null);
+    assert.equal(statements, 5);
+    // Kept until its time is up, or the key's own expiry.
+    assert.ok(await finder.find(hash, "paper", now, { cached: true }));
+    clock = 999;
+    assert.ok(await finder.find(hash, "paper", now, { cached: true }));
+    assert.equal(statements, 6);
+    clock = 1_000;
+    assert.ok(await finder.find(hash, "paper", now, { cached: true }));
+    assert.equal(statements, 7);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`the key finder answers nothing from memory after a database failure until a lookup succeeds (${engine})`, async () => {
+    await using t = await createTestDb(engine);
+    const ann = await insertTrader(t.db);
+    const hash = await storedKey(t.db, ann.userId);
+    let statements = 0;
+    let down = false;
+    const flaky: Queryable = {
+      query: (text, params) => {
+        statements++;
+        return down
+          ? Promise.reject(new DbUnavailableError("Cannot reach the database: refused"))
+          : t.db.query(text, params);
+      },
+    };
+    const finder = new WebhookKeyFinder(flaky);
+    const now = new Date(NOW);
+    const cached = () => finder.find(hash, "paper", now, { cached: true });
+    assert.ok(await cached());
+    assert.ok(await cached());
+    assert.equal(statements, 1);
+    finder.distrust(); // another statement found the database gone
+    down = true;
+    await assert.rejects(cached(), (e) => isDbUnavailable(e));
+    await assert.rejects(cached(), (e) => isDbUnavailable(e), "still not from memory");
+    down = false;
+    assert.ok(await cached());
+    assert.equal(statements, 4);
+    assert.ok(await cached());
+    assert.equal(statements, 4, "from memory again");
   });
 }

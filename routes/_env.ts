@@ -1,6 +1,8 @@
 /** The types every route and middleware shares through the Hono context. */
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
+import type { SignalAccepter } from "../db/signals.ts";
+import type { WebhookKeyFinder } from "../db/webhook_keys.ts";
 import type { Queue } from "../db/queue.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
@@ -32,6 +34,10 @@ export interface AppDeps {
   authLimiter: RateLimiter;
   /** Per webhook key (WEBHOOK_RATE_LIMIT_PER_MINUTE). */
   webhookLimiter: RateLimiter;
+  /** Looks webhook keys up, concurrent requests together; `createApp` makes one over `db` if absent. */
+  webhookKeys?: WebhookKeyFinder;
+  /** Accepts signals with group commit; `createApp` makes one over `db` if absent. */
+  signals?: SignalAccepter;
   bus: EventBus;
   /** The circuit breaker state of a broker account. */
   breakerState(accountId: string): Promise<"closed" | "open" | "half_open">;

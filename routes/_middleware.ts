@@ -22,7 +22,8 @@ export function requestId(deps: AppDeps): MiddlewareHandler<AppEnv> {
     c.set("deps", deps);
     c.set("requestId", id);
     await next();
-    c.header("X-Request-ID", id);
+    // On the final response's headers: `c.header` after `next` copies the whole Response.
+    c.res.headers.set("X-Request-ID", id);
   });
 }
 
@@ -32,9 +33,53 @@ export function timing(): MiddlewareHandler<AppEnv> {
     const started = performance.now();
     c.set("startedAt", started);
     await next();
-    const ms = performance.now() - started;
-    c.header("Server-Timing", `app;dur=${ms.toFixed(1)}`);
-    c.header("X-Response-Time", `${ms.toFixed(1)}ms`);
+    const ms = (performance.now() - started).toFixed(1);
+    const headers = c.res.headers; // not c.header: after `next` it copies the Response each time
+    headers.set("Server-Timing", `app;dur=${ms}`);
+    headers.set("X-Response-Time", `${ms}ms`);
+  });
+}
+
+/** Options of {@linkcode corsPolicy}. */
+export interface CorsOptions {
+  /** Origins allowed to call with credentials. */
+  origins: readonly string[];
+  allowMethods: readonly string[];
+  allowHeaders: readonly string[];
+  exposeHeaders: readonly string[];
+  maxAge: number;
+}
+
+/**
+ * CORS with credentials for a list of origins: what `hono/cors` does with these options, but
+ * its `Vary: Origin` goes on the final response's headers, not through `c.header` after `next`
+ * (which copies the whole Response on every request).
+ */
+export function corsPolicy(options: CorsOptions): MiddlewareHandler<AppEnv> {
+  const allowMethods = options.allowMethods.join(",");
+  const allowHeaders = options.allowHeaders.join(",");
+  const exposeHeaders = options.exposeHeaders.join(",");
+  const maxAge = String(options.maxAge);
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const headers = c.res.headers; // the response being prepared; the final one copies them
+    const origin = c.req.header("origin") ?? "";
+    if (origin && options.origins.includes(origin)) {
+      headers.set("Access-Control-Allow-Origin", origin);
+    }
+    headers.set("Access-Control-Allow-Credentials", "true");
+    if (exposeHeaders) headers.set("Access-Control-Expose-Headers", exposeHeaders);
+    if (c.req.method === "OPTIONS") {
+      headers.append("Vary", "Origin");
+      headers.set("Access-Control-Max-Age", maxAge);
+      headers.set("Access-Control-Allow-Methods", allowMethods);
+      headers.set("Access-Control-Allow-Headers", allowHeaders);
+      headers.append("Vary", "Access-Control-Request-Headers");
+      headers.delete("Content-Length");
+      headers.delete("Content-Type");
+      return new Response(null, { headers, status: 204, statusText: "No Content" });
+    }
+    await next();
+    c.res.headers.append("Vary", "Origin");
   });
 }
 

@@ -6,12 +6,13 @@
  */
 import type { Context } from "hono";
 import { type Queryable, withTimeout } from "../db/client.ts";
-import { findKeyAndAccount, type KeyAndAccount, touchWebhookKey } from "../db/webhook_keys.ts";
+import { type KeyAndAccount, touchWebhookKey } from "../db/webhook_keys.ts";
 import { ApiError } from "../lib/errors.ts";
 import { serializeError } from "../lib/log.ts";
 import { MAX_BODY_BYTES, parsePayload, PayloadError } from "../lib/signal.ts";
 import { verify } from "../lib/standard_webhooks.ts";
-import { hashWebhookKey, looksLikeWebhookKey } from "../lib/webhook_key.ts";
+import { sha256Sync } from "../lib/tokens.ts";
+import { looksLikeWebhookKey } from "../lib/webhook_key.ts";
 import type { AppEnv } from "./_env.ts";
 import { clientIp } from "./_middleware.ts";
 import { ErrorSchema, json } from "./_openapi.ts";
@@ -42,8 +43,17 @@ export interface AuthenticatedWebhook {
   payload: Record<string, unknown>;
   /** The database, failing as unavailable once the request's budget is spent. */
   db: Queryable;
-  /** The key and the account named by `alias`. */
+  /** `promise`, failing as unavailable once the request's database budget is spent. */
+  budget<T>(promise: Promise<T>): Promise<T>;
+  /** When that budget is spent (`performance.now()` ms). */
+  deadline: number;
+  /**
+   * The key and the account named by `alias`; with `cachedKey`, possibly from a moment ago (see
+   * {@linkcode AuthenticateOptions.cachedKey}).
+   */
   found: KeyAndAccount;
+  /** Looks the key and account up again in the database (within the budget); null: gone. */
+  refresh(): Promise<KeyAndAccount | null>;
   /** The signature headers when the sender signed. */
   signed: SignatureHeaders | null;
 }
@@ -54,6 +64,11 @@ export interface AuthenticateOptions {
   what: string;
   /** The broker account alias to look up with the key, read from the payload. */
   alias: (payload: Record<string, unknown>) => string;
+  /**
+   * The key and account may come from memory (no round trip): for a caller that checks them
+   * again in the statement that acts on them, and calls `refresh` when that check fails.
+   */
+  cachedKey?: boolean;
 }
 
 /**
@@ -84,7 +99,10 @@ export async function authenticateWebhook(
     );
   }
   const body = await readBody(c.req.raw, MAX_BODY_BYTES, what);
-  const db = budgeted(deps.db, performance.now() + DB_BUDGET_MS);
+  const end = performance.now() + DB_BUDGET_MS;
+  const db = budgeted(deps.db, end);
+  const budget = <T>(promise: Promise<T>) =>
+    withTimeout(promise, Math.max(1, end - performance.now()), "the webhook's query");
 
   let payload: Record<string, unknown>;
   try {
@@ -102,13 +120,14 @@ export async function authenticateWebhook(
       `Cannot accept the ${what}: a valid webhook key is required in "key"`,
     );
   if (!looksLikeWebhookKey(payload.key)) throw noKey();
-  const found = await findKeyAndAccount(
-    db,
-    await hashWebhookKey(payload.key),
-    options.alias(payload),
-    receivedAt,
+  // Concurrent requests share one lookup (a batch); a lone one goes at once.
+  const hash = sha256Sync(payload.key);
+  const alias = options.alias(payload);
+  const found = await budget(
+    deps.webhookKeys!.find(hash, alias, receivedAt, { cached: options.cachedKey }),
   );
   if (!found) throw noKey();
+  const refresh = () => budget(deps.webhookKeys!.find(hash, alias, receivedAt, { cached: false }));
   const { key } = found;
   const signed = signatureHeaders(c, what);
   if (signed) {
@@ -135,6 +154,7 @@ export async function authenticateWebhook(
   for (const [k, v] of Object.entries(rateHeaders)) c.header(k, v);
 
   if (key.lastUsedAt === null || receivedAt.getTime() - key.lastUsedAt.getTime() > 60_000) {
+    key.lastUsedAt = receivedAt; // a cached key is shared: the next requests need not touch it
     touchWebhookKey(deps.db, key.id, receivedAt).catch((error) =>
       deps.log.warning("Cannot record webhook key use", {
         key_id: key.id,
@@ -142,7 +162,7 @@ export async function authenticateWebhook(
       })
     );
   }
-  return { receivedAt, body, payload, db, found, signed };
+  return { receivedAt, body, payload, db, budget, deadline: end, found, refresh, signed };
 }
 
 /** `db` whose queries fail as unavailable (a 503) once `end` (performance.now()) has passed. */
@@ -178,6 +198,8 @@ async function readBody(request: Request, max: number, what: string): Promise<st
     new ApiError("PAYLOAD_TOO_LARGE", `Cannot accept the ${what}: the body exceeds ${max} bytes`);
   if (declared !== null && Number(declared) > max) throw tooLarge();
   if (!request.body) return "";
+  // A declared length bounds the body (HTTP framing): read it whole, without a JS stream loop.
+  if (declared !== null && /^\d+$/.test(declared)) return decodeBody(await request.bytes(), what);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -197,8 +219,14 @@ async function readBody(request: Request, max: number, what: string): Promise<st
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
+  return decodeBody(bytes, what);
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeBody(bytes: Uint8Array, what: string): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return UTF8.decode(bytes);
   } catch {
     throw new ApiError(
       "VALIDATION_ERROR",

@@ -2,14 +2,16 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { swaggerUI } from "@hono/swagger-ui";
 import type { Context } from "hono";
-import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
+import { SignalAccepter } from "../db/signals.ts";
+import { WebhookKeyFinder } from "../db/webhook_keys.ts";
 import { ApiError } from "../lib/errors.ts";
 import type { AppDeps, AppEnv } from "./_env.ts";
 import { renderError } from "./_errors.ts";
 import {
   accessLog,
   bodyLimit,
+  corsPolicy,
   rateLimit,
   requestId,
   securityHeaders,
@@ -44,15 +46,16 @@ const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   deps.metrics ??= createAppMetrics(deps.bus);
+  deps.webhookKeys ??= new WebhookKeyFinder(deps.db);
+  deps.signals ??= new SignalAccepter(deps.db);
 
   app.use(
     "*",
     requestId(deps),
     timing(),
     recordMetrics(deps.metrics),
-    cors({
-      origin: deps.config.corsOrigins,
-      credentials: true,
+    corsPolicy({
+      origins: deps.config.corsOrigins,
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
       allowHeaders: [
         "Authorization",

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { Hono, type MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
+import { corsPolicy } from "./_middleware.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import { createTestApp } from "../tests/_app.ts";
 import { createTestDb } from "../tests/_db.ts";
@@ -384,4 +387,47 @@ Deno.test("the access log writes one JSON line per request with the standard fie
   );
   assert.equal(line.status_code, 404);
   assert.equal(line.user_agent, "TradingView/1.0");
+});
+
+Deno.test("the CORS policy answers the headers hono/cors gives for the same options, without copying responses", async () => {
+  const options = {
+    origins: ["https://app.example.com", "http://localhost:5173"],
+    allowMethods: ["GET", "POST", "OPTIONS"],
+    allowHeaders: ["Authorization", "Content-Type"],
+    exposeHeaders: ["X-Request-ID", "Retry-After"],
+    maxAge: 600,
+  };
+  const build = (middleware: MiddlewareHandler) => {
+    const app = new Hono();
+    app.use("*", middleware);
+    app.get("/ok", (c) => {
+      c.header("X-Mine", "1");
+      return c.json({ ok: true });
+    });
+    app.get("/fails", () => {
+      throw new Error("boom");
+    });
+    app.onError((_e, c) => c.json({ error: true }, 500));
+    return app;
+  };
+  const ours = build(corsPolicy(options) as unknown as MiddlewareHandler);
+  const theirs = build(cors({ ...options, origin: options.origins, credentials: true }));
+  const cases: Array<[string, string, string | undefined]> = [
+    ["GET", "/ok", "https://app.example.com"],
+    ["GET", "/ok", "https://evil.example.net"],
+    ["GET", "/ok", undefined],
+    ["GET", "/fails", "http://localhost:5173"],
+    ["OPTIONS", "/ok", "https://app.example.com"],
+    ["OPTIONS", "/ok", "https://evil.example.net"],
+  ];
+  for (const [method, path, origin] of cases) {
+    const headers: Record<string, string> = origin
+      ? { Origin: origin, "Access-Control-Request-Method": "POST" }
+      : {};
+    const init = { method, headers };
+    const [a, b] = [await ours.request(path, init), await theirs.request(path, init)];
+    assert.equal(a.status, b.status, `${method} ${path} ${origin}`);
+    assert.deepEqual([...a.headers].sort(), [...b.headers].sort(), `${method} ${path} ${origin}`);
+    assert.equal(await a.text(), await b.text());
+  }
 });

@@ -7,15 +7,16 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { Queryable } from "../db/client.ts";
-import { acceptSignal, rejectSignal, type SignalEnvelope } from "../db/signals.ts";
+import { isDbUnavailable, type Queryable } from "../db/client.ts";
+import { rejectSignal, type SignalEnvelope } from "../db/signals.ts";
+import type { KeyAndAccount } from "../db/webhook_keys.ts";
 import { ApiError, type ErrorDetail } from "../lib/errors.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { serializeError } from "../lib/log.ts";
 import { dedupKey, redactKey, type SignalInput, validateSignal } from "../lib/signal.ts";
 import { mapSymbol, SymbolError } from "../lib/symbols.ts";
 import type { AppEnv } from "./_env.ts";
-import { authenticateWebhook, WEBHOOK_ERRORS } from "./_webhook_auth.ts";
+import { type AuthenticatedWebhook, authenticateWebhook, WEBHOOK_ERRORS } from "./_webhook_auth.ts";
 import { ErrorSchema, validationHook } from "./_openapi.ts";
 
 /** Signed senders' replays are refused for at least this long (twice the signature tolerance). */
@@ -108,101 +109,179 @@ webhooks.post("/api/v1/webhooks/tradingview", receive);
 async function receive(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get("deps");
   const { config } = deps;
-  // The account alias is looked up with the key in one round trip; it is validated below.
-  const { receivedAt, body, payload, db, found, signed } = await authenticateWebhook(c, {
+  // The account alias is looked up with the key; it is validated below. The key and account may
+  // come from memory: the statement that accepts the signal checks them again (`check`), and a
+  // refusal, which journals under the key's user, looks them up afresh first.
+  const auth = await authenticateWebhook(c, {
     what: "alert",
     alias: (payload) =>
       typeof payload.account === "string" ? payload.account.trim().toLowerCase() : "paper",
+    cachedKey: true,
   });
-  const { key } = found;
-
-  const envelope: SignalEnvelope = {
-    id: uuidv7(receivedAt.getTime()),
-    userId: key.userId,
-    keyId: key.id,
-    accountId: null,
-    source: signed ? "signed" : "tradingview",
-    rawBody: redactKey(body, payload),
-    receivedAt,
-  };
+  const { receivedAt, body, payload, db, budget, signed } = auth;
+  const id = uuidv7(receivedAt.getTime());
   const validation = validateSignal(payload);
-  if (!validation.ok) {
-    await refuse(
-      c,
-      db,
-      envelope,
-      null,
-      "VALIDATION_ERROR",
-      "Cannot accept the alert: invalid fields",
-      validation.problems,
-    );
-  }
-  const signal = (validation as { ok: true; signal: SignalInput }).signal;
-  const account = found.account;
-  if (!account) {
-    await refuse(
-      c,
-      db,
+  const dedup = !validation.ok ? "" : signed ? `webhook-id:${signed.id}` : await dedupKey(
+    validation.signal,
+  );
+  let found = auth.found;
+  let fresh = false;
+  for (let lookups = 0;; lookups++) {
+    const { key, account } = found;
+    const envelope: SignalEnvelope = {
+      id,
+      userId: key.userId,
+      keyId: key.id,
+      accountId: account?.id ?? null,
+      source: signed ? "signed" : "tradingview",
+      rawBody: redactKey(body, payload),
+      receivedAt,
+    };
+    const decided = decide(validation, found, receivedAt);
+    if ("refuse" in decided) {
+      if (!fresh) {
+        found = await freshKey(auth);
+        fresh = true;
+        continue;
+      }
+      const { code, message, details, signal } = decided.refuse;
+      // Only a refusal past the account check (an unmappable symbol) names the account.
+      if (code === "VALIDATION_ERROR" || !account) envelope.accountId = null;
+      return await refuse(c, db, envelope, signal, code, message, details);
+    }
+    const { signal, symbol } = decided;
+    // Committed with whatever other alerts arrive meanwhile (group commit); answered only after.
+    const result = await budget(deps.signals!.accept({
       envelope,
       signal,
-      "UNPROCESSABLE_ENTITY",
-      `Cannot accept the alert: there is no broker account "${signal.account}"`,
-      [
-        {
-          field: "account",
-          message: `No broker account "${signal.account}"; create it or use "paper"`,
-        },
-      ],
+      dedupKey: dedup,
+      windowMs: signed
+        ? Math.max(SIGNED_DEDUP_WINDOW_MS, config.webhook.dedupWindowMs)
+        : config.webhook.dedupWindowMs,
+      symbol,
+      deadline: auth.deadline,
+      check: {
+        alias: signal.account,
+        broker: account!.broker,
+        symbolMap: account!.symbolMap,
+        microFutures: account!.microFutures,
+      },
+    })).catch((error) => {
+      // While the database is unreachable, no key is answered from memory: a request waits on a
+      // lookup instead of queueing a statement that could commit, unacknowledged, later.
+      if (isDbUnavailable(error)) deps.webhookKeys!.distrust();
+      throw error;
+    });
+    if ("stale" in result) {
+      // The key or the account changed since they were read: read them again (twice at most).
+      if (lookups >= 2) {
+        throw new ApiError(
+          "SERVICE_UNAVAILABLE",
+          "Cannot accept the alert: its broker account is changing; try again shortly",
+          { headers: { "Retry-After": "1" } },
+        );
+      }
+      found = await freshKey(auth);
+      fresh = true;
+      continue;
+    }
+    if (result.duplicate) {
+      deps.log.info("Duplicate signal", { signal_id: result.signalId, user_id: key.userId });
+      return c.json({ duplicate: true, signal_id: result.signalId }, 200);
+    }
+
+    // Committed: from here on nothing may fail the request. Dispatch is best effort; the ingest
+    // sweep re-dispatches a signal whose dispatch is lost.
+    deps.bus.publish({
+      type: "signal.received",
+      userId: key.userId,
+      accountId: account!.id,
+      signalId: result.signalId,
+      at: receivedAt.toISOString(),
+      data: { ticker: signal.ticker, symbol, action: signal.action, quantity: signal.quantity },
+    });
+    deps.ingest.tell({ type: "dispatch", signalId: result.signalId, accountId: account!.id })
+      .catch((error) =>
+        deps.log.warning("Cannot dispatch signal now; the sweep will", {
+          signal_id: result.signalId,
+          error: serializeError(error),
+        })
+      );
+    return c.json({ signal_id: result.signalId }, 202);
+  }
+}
+
+/** The key and account afresh from the database; a key gone meanwhile answers 401. */
+async function freshKey(auth: AuthenticatedWebhook): Promise<KeyAndAccount> {
+  const found = await auth.refresh();
+  if (!found) {
+    throw new ApiError(
+      "AUTHENTICATION_REQUIRED",
+      'Cannot accept the alert: a valid webhook key is required in "key"',
     );
   }
-  envelope.accountId = account!.id;
-  let symbol: string;
+  return found;
+}
+
+/** Why an alert is refused at the door, to journal and answer. */
+interface Refusal {
+  code: "VALIDATION_ERROR" | "UNPROCESSABLE_ENTITY";
+  message: string;
+  details: ErrorDetail[];
+  /** Null when the payload did not validate. */
+  signal: SignalInput | null;
+}
+
+/** The signal and its broker symbol for `found`'s account, or why it is refused. */
+function decide(
+  validation: ReturnType<typeof validateSignal>,
+  found: KeyAndAccount,
+  receivedAt: Date,
+): { signal: SignalInput; symbol: string } | { refuse: Refusal } {
+  if (!validation.ok) {
+    return {
+      refuse: {
+        code: "VALIDATION_ERROR",
+        message: "Cannot accept the alert: invalid fields",
+        details: validation.problems,
+        signal: null,
+      },
+    };
+  }
+  const { signal } = validation;
+  const account = found.account;
+  if (!account) {
+    return {
+      refuse: {
+        code: "UNPROCESSABLE_ENTITY",
+        message: `Cannot accept the alert: there is no broker account "${signal.account}"`,
+        details: [{
+          field: "account",
+          message: `No broker account "${signal.account}"; create it or use "paper"`,
+        }],
+        signal,
+      },
+    };
+  }
   try {
-    symbol = mapSymbol(signal.ticker, {
-      broker: account!.broker,
-      overrides: account!.symbolMap,
-      microFutures: account!.microFutures,
+    const symbol = mapSymbol(signal.ticker, {
+      broker: account.broker,
+      overrides: account.symbolMap,
+      microFutures: account.microFutures,
       now: receivedAt,
     }).symbol;
+    return { signal, symbol };
   } catch (error) {
     if (!(error instanceof SymbolError)) throw error;
-    return await refuse(c, db, envelope, signal, "UNPROCESSABLE_ENTITY", error.message, [{
-      field: "ticker",
-      message: error.message,
-    }]);
+    return {
+      refuse: {
+        code: "UNPROCESSABLE_ENTITY",
+        message: error.message,
+        details: [{ field: "ticker", message: error.message }],
+        signal,
+      },
+    };
   }
-
-  const result = await acceptSignal(db, envelope, signal, {
-    dedupKey: signed ? `webhook-id:${signed.id}` : await dedupKey(signal),
-    windowMs: signed
-      ? Math.max(SIGNED_DEDUP_WINDOW_MS, config.webhook.dedupWindowMs)
-      : config.webhook.dedupWindowMs,
-    symbol,
-  });
-  if (result.duplicate) {
-    deps.log.info("Duplicate signal", { signal_id: result.signalId, user_id: key.userId });
-    return c.json({ duplicate: true, signal_id: result.signalId }, 200);
-  }
-
-  // Committed: from here on nothing may fail the request. Dispatch is best effort; the ingest
-  // sweep re-dispatches a signal whose dispatch is lost.
-  deps.bus.publish({
-    type: "signal.received",
-    userId: key.userId,
-    accountId: account!.id,
-    signalId: result.signalId,
-    at: receivedAt.toISOString(),
-    data: { ticker: signal.ticker, symbol, action: signal.action, quantity: signal.quantity },
-  });
-  deps.ingest.tell({ type: "dispatch", signalId: result.signalId, accountId: account!.id }).catch((
-    error,
-  ) =>
-    deps.log.warning("Cannot dispatch signal now; the sweep will", {
-      signal_id: result.signalId,
-      error: serializeError(error),
-    })
-  );
-  return c.json({ signal_id: result.signalId }, 202);
 }
 
 /** Journals a refused signal so the trader can see why, publishes it, and throws the answer. */
