@@ -64,28 +64,9 @@ for (const engine of ENGINES) {
   Deno.test(`${engine}: a settled batch whose signal was finished meanwhile writes nothing and fails`, async () => {
     await using t = await createTestDb(engine);
     const trader = await insertTrader(t.db);
-    const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
-    assert.ok(r.ok);
     const at = new Date("2026-11-20T14:30:00Z");
     const signalIds: string[] = [];
-    for (const key of ["a", "b"]) {
-      const id = uuidv7(at.getTime());
-      signalIds.push(id);
-      await acceptSignal(
-        t.db,
-        {
-          id,
-          userId: trader.userId,
-          accountId: trader.accountId,
-          keyId: null,
-          source: "tradingview",
-          rawBody: "{}",
-          receivedAt: at,
-        },
-        r.signal,
-        { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
-      );
-    }
+    for (const key of ["a", "b"]) signalIds.push(await acceptBuy(t.db, trader, key, at));
     const read = await readBatchForExecution(t.db, signalIds, trader.accountId);
     assert.deepEqual([...read.keys()].sort(), [...signalIds].sort());
     // Finished by someone else between the claim and the write.
@@ -111,28 +92,9 @@ for (const engine of ENGINES) {
   Deno.test(`${engine}: a batch read returns the accepted signals with their switches, and claims nothing`, async () => {
     await using t = await createTestDb(engine);
     const trader = await insertTrader(t.db);
-    const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 2, price: 190 });
-    assert.ok(r.ok);
     const at = new Date("2026-11-20T14:30:00Z");
     const ids: string[] = [];
-    for (const key of ["a", "b", "c"]) {
-      const id = uuidv7(at.getTime());
-      ids.push(id);
-      await acceptSignal(
-        t.db,
-        {
-          id,
-          userId: trader.userId,
-          accountId: trader.accountId,
-          keyId: null,
-          source: "tradingview",
-          rawBody: "{}",
-          receivedAt: at,
-        },
-        r.signal,
-        { dedupKey: key, windowMs: 60_000, symbol: "AAPL" },
-      );
-    }
+    for (const key of ["a", "b", "c"]) ids.push(await acceptBuy(t.db, trader, key, at, 2));
     await claimForExecution(t.db, ids[1]!, trader.accountId, at, { recovering: false });
     await t.db.query("UPDATE broker_accounts SET kill_switch = true WHERE id = $1", [
       trader.accountId,
@@ -236,14 +198,15 @@ function settledBuy(
   };
 }
 
-/** Accepts a buy of 1 AAPL for `trader` with dedup key `key`; returns its id. */
+/** Accepts a buy of `quantity` AAPL for `trader` with dedup key `key`; returns its id. */
 async function acceptBuy(
   db: Queryable,
   trader: { userId: string; accountId: string },
   key: string,
   at: Date,
+  quantity = 1,
 ): Promise<string> {
-  const r = validateSignal({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 });
+  const r = validateSignal({ ticker: "AAPL", action: "buy", quantity, price: 190 });
   assert.ok(r.ok);
   const id = uuidv7(at.getTime());
   await acceptSignal(
