@@ -10,6 +10,8 @@ import { openPostgres } from "../db/postgres.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
 import { type Runtime, start, type StartOptions } from "../main.ts";
 import { createPostgresDatabase } from "./_db.ts";
+import { accessTokenFor, insertTrader } from "./_fixtures.ts";
+import { startFakeAlpaca } from "./fakes/alpaca.ts";
 
 /** The webhook route. */
 export const WEBHOOK_PATH = "/api/v1/webhooks/tradingview";
@@ -331,4 +333,45 @@ export async function pool<T>(
   await Promise.all(Array.from({ length: limit }, async () => {
     while (go() && next < items.length) await fn(items[next++]!);
   }));
+}
+
+/** Alpaca API keys as `POST /api/v1/accounts` takes them. */
+export interface AlpacaKeys {
+  key_id: string;
+  secret_key: string;
+}
+
+/**
+ * The runtime in-process on a fresh PostgreSQL database beside a fake Alpaca that accepts
+ * `keys`, with a trader and an access token of theirs; disposing stops all three.
+ */
+export async function startAlpacaRuntime(keys: AlpacaKeys, prices: Record<string, string>) {
+  const stack = new AsyncDisposableStack();
+  try {
+    const alpaca = stack.use(
+      startFakeAlpaca({ keyId: keys.key_id, secretKey: keys.secret_key, prices }),
+    );
+    const database = stack.use(await freshDatabase());
+    const server = stack.use(
+      await startInProcess({ DATABASE_URL: database.url, ALPACA_BASE_URL: alpaca.url }),
+    );
+    const { db } = database;
+    const trader = await insertTrader(db);
+    const { token } = await accessTokenFor(db, { id: trader.userId, role: "trader" }, {
+      secret: JWT_SECRET,
+      now: Date.now(),
+    });
+    const moved = stack.move();
+    return {
+      alpaca,
+      db,
+      server,
+      trader,
+      token,
+      [Symbol.asyncDispose]: () => moved.disposeAsync(),
+    };
+  } catch (error) {
+    await stack.disposeAsync();
+    throw error;
+  }
 }

@@ -5,36 +5,13 @@
  * holding the shares; the close that follows must cancel them first, or Alpaca answers 403.
  */
 import assert from "node:assert/strict";
-import { accessTokenFor, insertTrader } from "./_fixtures.ts";
-import { startFakeAlpaca } from "./fakes/alpaca.ts";
-import {
-  count,
-  eventually,
-  freshDatabase,
-  JWT_SECRET,
-  postAlert,
-  startInProcess,
-} from "./_pipeline.ts";
+import { count, eventually, postAlert, startAlpacaRuntime } from "./_pipeline.ts";
 
 const KEYS = { key_id: "PKE2ELEGS00000000001", secret_key: "e2e-legs-secret-0123456789abcdefghij" };
 
 Deno.test("a close through the webhook cancels the bracket's exit legs at Alpaca, then sells the position", async () => {
-  await using alpaca = startFakeAlpaca({
-    keyId: KEYS.key_id,
-    secretKey: KEYS.secret_key,
-    prices: { AAPL: "190" },
-  });
-  await using database = await freshDatabase();
-  await using server = await startInProcess({
-    DATABASE_URL: database.url,
-    ALPACA_BASE_URL: alpaca.url,
-  });
-  const { db } = database;
-  const trader = await insertTrader(db);
-  const { token } = await accessTokenFor(db, { id: trader.userId, role: "trader" }, {
-    secret: JWT_SECRET,
-    now: Date.now(),
-  });
+  await using stack = await startAlpacaRuntime(KEYS, { AAPL: "190" });
+  const { alpaca, db, server, trader, token } = stack;
   const created = await fetch(`${server.url}/api/v1/accounts`, {
     method: "POST",
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },

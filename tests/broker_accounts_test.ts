@@ -4,16 +4,7 @@
  * with them. The whole runtime runs in-process on PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { accessTokenFor, insertTrader } from "./_fixtures.ts";
-import { startFakeAlpaca } from "./fakes/alpaca.ts";
-import {
-  alert,
-  freshDatabase,
-  JWT_SECRET,
-  postAlert,
-  startInProcess,
-  waitFilled,
-} from "./_pipeline.ts";
+import { alert, postAlert, startAlpacaRuntime, waitFilled } from "./_pipeline.ts";
 
 const FIRST = {
   key_id: "PKE2EFIRST0000000001",
@@ -25,22 +16,8 @@ const SECOND = {
 };
 
 Deno.test("an Alpaca account created through the API trades with its keys, and with the new ones after a PATCH", async () => {
-  await using alpaca = startFakeAlpaca({
-    keyId: FIRST.key_id,
-    secretKey: FIRST.secret_key,
-    prices: { AAPL: "190.25" },
-  });
-  await using database = await freshDatabase();
-  await using server = await startInProcess({
-    DATABASE_URL: database.url,
-    ALPACA_BASE_URL: alpaca.url,
-  });
-  const { db } = database;
-  const trader = await insertTrader(db);
-  const { token } = await accessTokenFor(db, { id: trader.userId, role: "trader" }, {
-    secret: JWT_SECRET,
-    now: Date.now(),
-  });
+  await using stack = await startAlpacaRuntime(FIRST, { AAPL: "190.25" });
+  const { alpaca, db, server, trader, token } = stack;
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${server.url}${path}`, {
       method,
