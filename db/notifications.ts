@@ -95,13 +95,7 @@ export async function channelsForEvent(
   userId: string,
   eventType: string,
 ): Promise<SealedChannel[]> {
-  const rows = await db.query<Record<string, unknown>>(
-    `SELECT ${COLUMNS}, secret FROM notification_channels
-     WHERE user_id = $1 AND enabled AND (events IS NULL OR events @> jsonb_build_array($2::text))
-     ORDER BY created_at, id`,
-    [userId, eventType],
-  );
-  return rows.map(toSealed);
+  return (await enabledChannelsOf(db, [userId])).filter((c) => channelWants(c, eventType));
 }
 
 /**
@@ -123,7 +117,7 @@ export async function enabledChannelsOf(
   return rows.map(toSealed);
 }
 
-/** Whether a channel wants events of `eventType` (what {@linkcode channelsForEvent} selects). */
+/** Whether a channel wants events of `eventType`: enabled, and all types or that one listed. */
 export function channelWants(channel: NotificationChannel, eventType: string): boolean {
   return channel.enabled && (channel.events === null || channel.events.includes(eventType));
 }

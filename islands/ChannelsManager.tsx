@@ -93,6 +93,8 @@ export default function ChannelsManager(
   const [status, setStatus] = useState("");
   const [results, setResults] = useState<Record<string, TestResult>>({});
   const [editing, setEditing] = useState<string | null>(null);
+  /** The edit form's field errors, apart from the add form's. */
+  const [editErrors, setEditErrors] = useState<FieldErrors>({});
 
   async function reload() {
     const list = await api<{ data: ChannelView[] }>("GET", "/api/v1/notification-channels");
@@ -154,9 +156,10 @@ export default function ChannelsManager(
   }
 
   async function update(channel: ChannelView, change: Record<string, unknown>, done: string) {
-    setBusy(channel.id);
+    // Not the channel's id: that one says "Sending…" on its test button.
+    setBusy(`update:${channel.id}`);
     setError("");
-    setErrors({});
+    setEditErrors({});
     setStatus("");
     try {
       await api("PATCH", `/api/v1/notification-channels/${channel.id}`, change);
@@ -165,7 +168,7 @@ export default function ChannelsManager(
       await reload();
     } catch (failure) {
       setError(alertOf(failure));
-      setErrors(fieldErrorsOf(failure));
+      setEditErrors(fieldErrorsOf(failure));
     } finally {
       setBusy(null);
     }
@@ -262,7 +265,10 @@ export default function ChannelsManager(
                           type="button"
                           disabled={busy !== null}
                           aria-expanded={editing === ch.id}
-                          onClick={() => setEditing(editing === ch.id ? null : ch.id)}
+                          onClick={() => {
+                            setEditErrors({});
+                            setEditing(editing === ch.id ? null : ch.id);
+                          }}
                         >
                           Edit
                         </button>{" "}
@@ -303,7 +309,7 @@ export default function ChannelsManager(
                             channel={ch}
                             eventTypes={eventTypes}
                             busy={busy !== null}
-                            errors={errors}
+                            errors={editErrors}
                             onSave={(e) => save(ch, e)}
                             onCancel={() => setEditing(null)}
                           />

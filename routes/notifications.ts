@@ -1,7 +1,8 @@
 /**
  * Notification channels of the authenticated trader: list, create, update (name, events,
- * enabled, Telegram chat), delete, and send a test message. Secrets (Telegram bot token, Discord webhook URL) are write-only: sealed with the
- * keyring on the way in, never answered, never logged. Only Discord's own webhook URLs are
+ * enabled, Telegram chat), delete, and send a test message. Secrets (Telegram bot token, Discord
+ * webhook URL) are write-only: sealed with the keyring on the way in, never answered, never
+ * logged. Only Discord's own webhook URLs are
  * accepted. Every query is scoped by the caller's user id: another user's channel, like an
  * unknown or malformed id, is 404. Changes are audited in the same transaction.
  */

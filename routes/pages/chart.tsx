@@ -42,7 +42,7 @@ function barAt(bars: readonly Bar[], at: number): number {
 
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
-/** A stored line from its first anchor (or the first bar shown) to the last bar. */
+/** A stored line from its first anchor (or the first bar fills) to the last bar. */
 export function chartLine(line: StoredTrendline, bars: readonly Bar[]): ChartLine | null {
   const first = bars[0];
   const last = bars.at(-1);
@@ -62,23 +62,21 @@ export function chartLine(line: StoredTrendline, bars: readonly Bar[]): ChartLin
  * fills table under the chart. Fills before the first bar are left out.
  */
 export function chartMarkers(fills: readonly ChartFill[], bars: readonly Bar[]): ChartMarker[] {
-  const byBar = new Map<string, { marker: ChartMarker; quantity: number; count: number }>();
+  const byBar = new Map<string, Omit<ChartMarker, "text"> & { quantity: number; count: number }>();
   for (const fill of fills) {
     const at = barAt(bars, new Date(fill.filled_at).getTime());
     if (at < 0) continue;
     const time = seconds(bars[at]!.ts);
     const key = `${time}:${fill.side}`;
-    const seen = byBar.get(key) ??
-      { marker: { time, side: fill.side, text: "" }, quantity: 0, count: 0 };
+    const seen = byBar.get(key) ?? { time, side: fill.side, quantity: 0, count: 0 };
     seen.quantity += Number(fill.quantity);
     seen.count += 1;
     byBar.set(key, seen);
   }
-  return [...byBar.values()].map(({ marker, quantity, count }) => ({
-    ...marker,
-    text: `${marker.side === "buy" ? "B" : "S"} ${formatNumber(quantity)}${
-      count > 1 ? ` ×${count}` : ""
-    }`,
+  return [...byBar.values()].map(({ time, side, quantity, count }) => ({
+    time,
+    side,
+    text: `${side === "buy" ? "B" : "S"} ${formatNumber(quantity)}${count > 1 ? ` ×${count}` : ""}`,
   }));
 }
 
@@ -185,7 +183,6 @@ chartPage.get(
       : [[], []];
     const lines = stored.flatMap((l) => chartLine(l, bars) ?? []);
     const markers = chartMarkers(fills, bars);
-    const shown = fills.filter((f) => new Date(f.filled_at) >= first!.ts);
 
     return renderPage(c, {
       title: symbol ? `${symbol} ${timeframe} chart` : "Chart",
@@ -256,8 +253,8 @@ chartPage.get(
                     {lines.length} active trendline{lines.length === 1 ? "" : "s"}
                   </span>
                   {" · "}
-                  <span data-trades={shown.length}>
-                    {shown.length} fill{shown.length === 1 ? "" : "s"}
+                  <span data-trades={fills.length}>
+                    {fills.length} fill{fills.length === 1 ? "" : "s"}
                   </span>
                 </p>
                 {lines.length > 0 && (
@@ -271,11 +268,11 @@ chartPage.get(
                     ))}
                   </ul>
                 )}
-                {shown.length > 0 && (
+                {fills.length > 0 && (
                   <div class="table-wrap">
                     <table class="table chart-fills">
                       <caption>
-                        {shown.length > CHART_FILLS_LISTED
+                        {fills.length > CHART_FILLS_LISTED
                           ? `The newest ${CHART_FILLS_LISTED} fills`
                           : "Fills"}
                       </caption>
@@ -289,7 +286,7 @@ chartPage.get(
                         </tr>
                       </thead>
                       <tbody>
-                        {shown.slice(-CHART_FILLS_LISTED).reverse().map((f, i) => (
+                        {fills.slice(-CHART_FILLS_LISTED).reverse().map((f, i) => (
                           <tr key={`${f.order_id}:${i}`} data-fill={f.order_id}>
                             <td>
                               <a href={`/orders/${f.order_id}`}>
