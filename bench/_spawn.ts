@@ -3,6 +3,12 @@
  * SIGKILL after a grace period, then removes what it was given (a temp data folder, a throwaway
  * PostgreSQL database). The child also exits when its standard input closes, so it dies with a
  * bench that was killed outright.
+ *
+ * BENCH_SERVER_FLAGS adds `deno run` flags to every server it starts, to look inside one under
+ * load: `BENCH_SERVER_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" deno task bench pipeline` writes
+ * a V8 CPU profile per server when it stops (a sampled wall-clock profile: time a thread spends
+ * descheduled inside a syscall, such as a socket write that wakes PostgreSQL on a full machine,
+ * shows up as that syscall).
  */
 import postgres from "postgres";
 import { processCpuSeconds } from "./_cpu.ts";
@@ -113,7 +119,15 @@ export async function spawnServer(
 ): Promise<BenchServer> {
   const cleanup: Array<() => Promise<unknown>> = [];
   const env: Record<string, string> = { NO_COLOR: "1" };
-  const args = ["run", "--allow-all", SERVER_SCRIPT.pathname, mode, "--exit-on-stdin-eof"];
+  const flags = (Deno.env.get("BENCH_SERVER_FLAGS") ?? "").split(/\s+/).filter((f) => f !== "");
+  const args = [
+    "run",
+    "--allow-all",
+    ...flags,
+    SERVER_SCRIPT.pathname,
+    mode,
+    "--exit-on-stdin-eof",
+  ];
   // `hub` is the app with the bench's users and trigger: always on PostgreSQL.
   const isApp = mode === "app" || mode === "hub";
   const usesPostgres = mode === "floor-insert" || mode === "hub" ||
