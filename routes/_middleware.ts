@@ -51,35 +51,39 @@ export interface CorsOptions {
 }
 
 /**
- * CORS with credentials for a list of origins: what `hono/cors` does with these options, but
- * its `Vary: Origin` goes on the final response's headers, not through `c.header` after `next`
- * (which copies the whole Response on every request).
+ * CORS with credentials for a list of origins: what `hono/cors` does with these options, but its
+ * headers go on the final response's headers after `next` (the others' way). Touching `c.res`
+ * before `next`, as `hono/cors` does, makes Hono copy the handler's whole Response and merge the
+ * headers into it on every request.
  */
 export function corsPolicy(options: CorsOptions): MiddlewareHandler<AppEnv> {
   const allowMethods = options.allowMethods.join(",");
   const allowHeaders = options.allowHeaders.join(",");
   const exposeHeaders = options.exposeHeaders.join(",");
   const maxAge = String(options.maxAge);
-  return createMiddleware<AppEnv>(async (c, next) => {
-    const headers = c.res.headers; // the response being prepared; the final one copies them
-    const origin = c.req.header("origin") ?? "";
+  const allowOrigin = (headers: Headers, origin: string) => {
     if (origin && options.origins.includes(origin)) {
       headers.set("Access-Control-Allow-Origin", origin);
     }
     headers.set("Access-Control-Allow-Credentials", "true");
     if (exposeHeaders) headers.set("Access-Control-Expose-Headers", exposeHeaders);
+  };
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const origin = c.req.header("origin") ?? "";
     if (c.req.method === "OPTIONS") {
+      const headers = new Headers();
+      allowOrigin(headers, origin);
       headers.append("Vary", "Origin");
       headers.set("Access-Control-Max-Age", maxAge);
       headers.set("Access-Control-Allow-Methods", allowMethods);
       headers.set("Access-Control-Allow-Headers", allowHeaders);
       headers.append("Vary", "Access-Control-Request-Headers");
-      headers.delete("Content-Length");
-      headers.delete("Content-Type");
       return new Response(null, { headers, status: 204, statusText: "No Content" });
     }
     await next();
-    c.res.headers.append("Vary", "Origin");
+    const headers = c.res.headers;
+    allowOrigin(headers, origin);
+    headers.append("Vary", "Origin");
   });
 }
 

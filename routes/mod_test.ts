@@ -430,4 +430,13 @@ Deno.test("the CORS policy answers the headers hono/cors gives for the same opti
     assert.deepEqual([...a.headers].sort(), [...b.headers].sort(), `${method} ${path} ${origin}`);
     assert.equal(await a.text(), await b.text());
   }
+  // The handler's own Response goes out (its headers added to), not a copy of it.
+  const app = new Hono();
+  app.use("*", corsPolicy(options) as unknown as MiddlewareHandler);
+  const own = new Response("mine", { headers: { "X-Mine": "1" } });
+  app.get("/own", () => own);
+  const res = await app.request("/own", { headers: { Origin: "https://app.example.com" } });
+  assert.equal(res, own);
+  assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example.com");
+  assert.equal(res.headers.get("x-mine"), "1");
 });
