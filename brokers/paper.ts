@@ -8,7 +8,10 @@
  * Its book lives in memory; after a restart the executor restores the open orders from the
  * database with {@linkcode PaperBroker.restore}, bracket links included (a leg's entry and its
  * other leg, an entry's legs still to open), so a restart never lets both legs of a bracket fill.
- * A canceled order leaves the book at once and never fills.
+ * A canceled order leaves the book at once and never fills. Finished orders stay readable (and
+ * their client order ids refused) while they are among the last {@linkcode FINISHED_KEPT}; older
+ * ones are forgotten, so a long-running process does not grow by every order it ever filled (the
+ * executor has recorded them by then, and the database refuses a reused client order id).
  */
 import { z } from "zod";
 import type { Clock } from "../lib/clock.ts";
@@ -26,6 +29,14 @@ import {
   type OrderType,
   TERMINAL_STATUSES,
 } from "./broker.ts";
+
+/**
+ * Finished orders the book keeps (beyond those still open), oldest forgotten first: a few
+ * megabytes, and minutes of history even at a thousand fills a second.
+ */
+export const FINISHED_KEPT = 10_000;
+/** Forgetting runs once this many more have finished, not on every order. */
+const FORGET_SLACK = 1_000;
 
 /** Paper settings per account, stored as JSON (snake_case). */
 export const PaperSettingsSchema = z.object({
@@ -391,6 +402,21 @@ export class PaperBroker implements Broker {
   #remember(order: BrokerOrder) {
     this.#orders.set(order.id, order);
     this.#byClientId.set(order.clientOrderId, order.id);
+    if (this.#orders.size > this.#resting.size + FINISHED_KEPT + FORGET_SLACK) this.#forget();
+  }
+
+  /** Forgets the oldest finished orders until {@linkcode FINISHED_KEPT} are left. */
+  #forget() {
+    let excess = this.#orders.size - this.#resting.size - FINISHED_KEPT;
+    for (const [id, order] of this.#orders) {
+      if (excess <= 0) break;
+      if (this.#resting.has(id) || !TERMINAL_STATUSES.has(order.status)) continue;
+      this.#orders.delete(id);
+      if (this.#byClientId.get(order.clientOrderId) === id) {
+        this.#byClientId.delete(order.clientOrderId);
+      }
+      excess--;
+    }
   }
 
   #copy(order: BrokerOrder): BrokerOrder {

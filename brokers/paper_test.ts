@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../lib/clock.ts";
 import { BrokerError, type OrderRequest } from "./broker.ts";
-import { PaperBroker, PaperSettingsSchema } from "./paper.ts";
+import { FINISHED_KEPT, PaperBroker, PaperSettingsSchema } from "./paper.ts";
 
 function broker(settings: Record<string, unknown> = {}) {
   let n = 0;
@@ -206,4 +206,40 @@ Deno.test("paper never fills a canceled leg, and canceling it again changes noth
     quantity: "10",
     averageEntryPrice: "100",
   }]);
+});
+
+Deno.test("paper forgets the oldest finished orders past its bound, never an open one", async () => {
+  const b = broker();
+  // An order that rests from the start, then many market fills after it.
+  const resting = await b.placeOrder(
+    order({ type: "limit", limitPrice: "90", referencePrice: "100" }),
+  );
+  assert.equal(resting.status, "pending");
+  const ids: string[] = [];
+  for (let i = 0; i < FINISHED_KEPT + 1_500; i++) {
+    const o = order({ side: i % 2 === 0 ? "buy" : "sell" });
+    ids.push(o.clientOrderId);
+    assert.equal((await b.placeOrder(o)).status, "filled");
+  }
+  // The oldest finished ones are gone; the newest FINISHED_KEPT are still readable.
+  assert.equal(await b.getOrderByClientId(ids[0]!), null);
+  const kept = ids.slice(-FINISHED_KEPT);
+  for (const id of [kept[0]!, kept[kept.length - 1]!]) {
+    assert.equal((await b.getOrderByClientId(id))?.status, "filled");
+  }
+  let known = 0;
+  for (const id of ids) if (await b.getOrderByClientId(id)) known++;
+  assert.ok(
+    known >= FINISHED_KEPT && known <= FINISHED_KEPT + 1_000,
+    `${known} finished orders kept`,
+  );
+  // The open order, older than all of them, is still in the book and still fills.
+  assert.equal((await b.getOrder(resting.id)).status, "pending");
+  const changed = b.onPrice("AAPL", 89, new Date());
+  assert.deepEqual(changed.map((o) => [o.id, o.status]), [[resting.id, "filled"]]);
+  // A kept order's client id is still refused.
+  await assert.rejects(
+    b.placeOrder(order({ clientOrderId: kept[kept.length - 1]! })),
+    (e) => e instanceof BrokerError && e.kind === "duplicate",
+  );
 });
