@@ -2,11 +2,14 @@
  * Keeps a server-rendered region of the page current: every `everySeconds`, while the tab is
  * visible, it fetches the page again and swaps in the new HTML of the element marked
  * `data-refresh-region={region}`. The region must hold no islands (they would not hydrate); a
- * trader can pause it. A failed fetch says so and keeps the last good figures; a signed-out
- * session stops it.
+ * trader can pause it. One fetch runs at a time, the next `everySeconds` after it ended. A failed
+ * or hung fetch says so and keeps the last good figures; a signed-out session stops it.
  */
 import { useEffect, useState } from "preact/hooks";
 import { formatTime } from "./_client/format.ts";
+
+/** How long a refresh may wait for the page (at least; the period when that is longer). */
+const WAIT_MS = 10_000;
 
 /** Props. */
 export interface PageRefreshProps {
@@ -31,16 +34,24 @@ export default function PageRefresh({ region, everySeconds, zone, renderedAt }: 
 
   useEffect(() => {
     if (!on) return;
-    let stopped = false;
-    const timer = setInterval(async () => {
-      if (document.visibilityState !== "visible") return;
+    // One fetch at a time: the next is scheduled when the last has ended, so a slow server never
+    // has several piling up, nor an older page landing over a newer one. A fetch that hangs is
+    // given up after WAIT_MS (or the period, when longer).
+    const waitMs = Math.max(WAIT_MS, everySeconds * 1000);
+    const stop = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const refresh = async (): Promise<boolean> => {
       try {
-        const res = await fetch(location.href, { cache: "no-store", redirect: "manual" });
-        if (stopped) return;
+        const res = await fetch(location.href, {
+          cache: "no-store",
+          redirect: "manual",
+          signal: AbortSignal.any([stop.signal, AbortSignal.timeout(waitMs)]),
+        });
+        if (stop.signal.aborted) return false;
         if (res.type === "opaqueredirect" || res.status === 401 || res.status === 403) {
           setProblem("Signed out: sign in again to see current figures.");
           setOn(false);
-          return;
+          return false;
         }
         if (!res.ok) throw new Error(`the server answered ${res.status}`);
         const html = regionOf(await res.text(), region);
@@ -50,14 +61,22 @@ export default function PageRefresh({ region, everySeconds, zone, renderedAt }: 
         setAt(new Date().toISOString());
         setProblem("");
       } catch (error) {
-        if (!stopped) {
-          setProblem(`Cannot refresh (${(error as Error).message}); these figures are old.`);
-        }
+        if (stop.signal.aborted) return false;
+        const why = (error as Error).name === "TimeoutError"
+          ? `no answer within ${waitMs / 1000} s`
+          : (error as Error).message;
+        setProblem(`Cannot refresh (${why}); these figures are old.`);
       }
-    }, everySeconds * 1000);
+      return true;
+    };
+    const tick = async () => {
+      const goOn = document.visibilityState !== "visible" || await refresh();
+      if (goOn && !stop.signal.aborted) timer = setTimeout(tick, everySeconds * 1000);
+    };
+    timer = setTimeout(tick, everySeconds * 1000);
     return () => {
-      stopped = true;
-      clearInterval(timer);
+      stop.abort();
+      clearTimeout(timer);
     };
   }, [on]);
 

@@ -224,6 +224,31 @@ Deno.test({
       const paused = await uptime();
       await page.waitForTimeout(3_000);
       assert.equal(await uptime(), paused, "paused: no more refreshes");
+      // A server slower than the period gets one refresh at a time, never a pile of them: with
+      // each answer held 4.5 s and a 2 s period, one fetch starts in 7 s (overlapping ones would
+      // start three).
+      const started: number[] = [];
+      const systemPage = (url: URL) => url.pathname === "/system";
+      await page.route(systemPage, async (route) => {
+        started.push(Date.now());
+        await new Promise((resolve) => setTimeout(resolve, 4_500));
+        await route.continue();
+      });
+      const resumed = Date.now();
+      await page.check(".page-refresh input[type=checkbox]");
+      await page.waitForTimeout(7_000);
+      assert.equal(started.filter((at) => at - resumed < 7_000).length, 1, "one refresh at a time");
+      await page.waitForFunction(
+        (was) =>
+          Number(
+            (globalThis as unknown as Browser).document.querySelector("[data-uptime]")!
+              .getAttribute("data-uptime"),
+          ) > was,
+        paused,
+        { timeout: 8_000 },
+      );
+      await page.unroute(systemPage);
+      await page.uncheck(".page-refresh input[type=checkbox]");
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
