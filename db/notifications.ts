@@ -76,6 +76,19 @@ export async function listChannels(db: Queryable, userId: string): Promise<Notif
   return rows.map(toChannel);
 }
 
+/** One of `userId`'s channels, without its secret; undefined when unknown or another user's. */
+export async function getChannel(
+  db: Queryable,
+  userId: string,
+  id: string,
+): Promise<NotificationChannel | undefined> {
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT ${COLUMNS} FROM notification_channels WHERE user_id = $1 AND id = $2`,
+    [userId, id],
+  );
+  return rows[0] && toChannel(rows[0]);
+}
+
 /** One of `userId`'s channels with its sealed secret; undefined when unknown or another user's. */
 export async function getSealedChannel(
   db: Queryable,
@@ -139,6 +152,8 @@ export interface ChannelPatch {
   enabled?: boolean;
   /** Telegram only. */
   chatId?: string;
+  /** A new secret, sealed already (a Telegram bot token or a Discord webhook URL). */
+  secret?: Uint8Array;
 }
 
 /** Updates one of `userId`'s channels; undefined when unknown or another user's. */
@@ -153,7 +168,8 @@ export async function updateChannel(
        name = CASE WHEN $3::boolean THEN $4 ELSE name END,
        events = CASE WHEN $5::boolean THEN $6::text::jsonb ELSE events END,
        enabled = COALESCE($7::boolean, enabled),
-       chat_id = CASE WHEN $8::boolean THEN $9 ELSE chat_id END
+       chat_id = CASE WHEN $8::boolean THEN $9 ELSE chat_id END,
+       secret = COALESCE($10, secret)
      WHERE user_id = $1 AND id = $2
      RETURNING ${COLUMNS}`,
     [
@@ -166,6 +182,7 @@ export async function updateChannel(
       patch.enabled ?? null,
       patch.chatId !== undefined,
       patch.chatId ?? null,
+      patch.secret ?? null,
     ],
   );
   return rows[0] && toChannel(rows[0]);

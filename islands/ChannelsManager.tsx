@@ -1,8 +1,8 @@
 /**
  * Notification channels: the list, adding a Telegram chat (bot token + chat id) or a Discord
- * webhook, choosing the events a channel gets, editing one (name, events, chat, on/off), sending
- * a test message and deleting one. The bot token and the webhook URL are write-only: sent once,
- * never shown again (to change one, delete the channel and add it again).
+ * webhook, choosing the events a channel gets, editing one (name, events, chat, on/off, a new
+ * bot token or webhook URL), sending a test message and deleting one. The bot token and the
+ * webhook URL are write-only: sent, never shown again.
  */
 import { useState } from "preact/hooks";
 import { api } from "./_client/api.ts";
@@ -183,12 +183,16 @@ export default function ChannelsManager(
       return;
     }
     const name = field(form, "name").trim();
+    // A new secret only when one was typed: an empty field keeps the stored one.
+    const secretField = channel.kind === "telegram" ? "bot_token" : "webhook_url";
+    const secret = field(form, secretField).trim();
     return update(
       channel,
       {
         name,
         events,
         ...(channel.kind === "telegram" ? { chat_id: field(form, "chat_id").trim() } : {}),
+        ...(secret ? { [secretField]: secret } : {}),
       },
       `Channel "${name}" saved.`,
     );
@@ -400,7 +404,10 @@ export default function ChannelsManager(
   );
 }
 
-/** The edit form of one channel: its name, Telegram chat and events (the secret stays). */
+/**
+ * The edit form of one channel: its name, Telegram chat, events, and a new bot token or webhook
+ * URL (left empty, the stored one stays; it is never shown).
+ */
 function EditChannel(
   { channel, eventTypes, busy, errors, onSave, onCancel }: {
     channel: ChannelView;
@@ -438,6 +445,33 @@ function EditChannel(
             <FieldError id={id("chat")} message={errorFor(errors, "chat_id")} />
           </label>
         )}
+        {channel.kind === "telegram"
+          ? (
+            <label>
+              New bot token
+              <input
+                type="password"
+                name="bot_token"
+                autocomplete="off"
+                placeholder="Leave empty to keep it"
+                aria-describedby={id("token")}
+              />
+              <FieldError id={id("token")} message={errorFor(errors, "bot_token")} />
+            </label>
+          )
+          : (
+            <label class="wide">
+              New webhook URL
+              <input
+                type="password"
+                name="webhook_url"
+                autocomplete="off"
+                placeholder="Leave empty to keep it"
+                aria-describedby={id("webhook")}
+              />
+              <FieldError id={id("webhook")} message={errorFor(errors, "webhook_url")} />
+            </label>
+          )}
       </div>
       <EventsPicker eventTypes={eventTypes} chosen={channel.events} />
       <div>

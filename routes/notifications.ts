@@ -1,6 +1,6 @@
 /**
  * Notification channels of the authenticated trader: list, create, update (name, events,
- * enabled, Telegram chat), delete, and send a test message. Secrets (Telegram bot token, Discord
+ * enabled, Telegram chat, a new bot token or webhook URL), delete, and send a test message. Secrets (Telegram bot token, Discord
  * webhook URL) are write-only: sealed with the keyring on the way in, never answered, never
  * logged. Only Discord's own webhook URLs are
  * accepted. Every query is scoped by the caller's user id: another user's channel, like an
@@ -11,7 +11,7 @@ import { audit } from "../db/audit.ts";
 import {
   createChannel,
   deleteChannel,
-  getSealedChannel,
+  getChannel,
   listChannels,
   type NotificationChannel,
   updateChannel,
@@ -33,12 +33,16 @@ const CHAT_ID = z.string().regex(
   "Must be a chat id or @name",
 );
 
+const BOT_TOKEN = z.string().regex(
+  /^\d{1,20}:[A-Za-z0-9_-]{20,100}$/,
+  "Must be a Telegram bot token",
+);
+
 const CreateBody = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("telegram"),
     name: z.string().trim().min(1).max(100),
-    bot_token: z.string().regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, "Must be a Telegram bot token")
-      .openapi({ description: "Write-only" }),
+    bot_token: BOT_TOKEN.openapi({ description: "Write-only" }),
     chat_id: CHAT_ID,
     events: Events,
   }),
@@ -57,6 +61,12 @@ const UpdateBody = z.strictObject({
   events: Events,
   enabled: z.boolean().optional().openapi({ description: "false: the channel gets nothing" }),
   chat_id: CHAT_ID.optional().openapi({ description: "Telegram channels only" }),
+  bot_token: BOT_TOKEN.optional().openapi({
+    description: "A new bot token (Telegram channels only; write-only)",
+  }),
+  webhook_url: z.string().max(300).optional().openapi({
+    description: "A new webhook URL (Discord channels only; write-only)",
+  }),
 }).refine((body) => Object.keys(body).length > 0, "Give at least one field to change")
   .openapi("NotificationChannelUpdateRequest");
 
@@ -149,38 +159,60 @@ notifications.openapi(
     method: "patch",
     path: "/api/v1/notification-channels/{id}",
     tags: ["notifications"],
-    summary: "Rename a channel, choose its events, disable or enable it, or move a Telegram chat",
+    summary:
+      "Rename a channel, choose its events, disable or enable it, move a Telegram chat, or replace its secret",
     description:
-      "The bot token and webhook URL cannot change: delete the channel and add it again.",
+      "A new bot_token (Telegram) or webhook_url (Discord) replaces the stored one, sealed like on " +
+      "creation and never answered; the audit log records that it changed, not what it is.",
     ...SECURED,
     request: { params: IdParam, ...jsonBody(UpdateBody) },
     responses: { 200: json(Channel, "The channel as it is now"), ...ERRORS, ...NOT_FOUND },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    const body = c.req.valid("json");
-    const { db } = c.get("deps");
+    const { bot_token: botToken, webhook_url: webhookUrl, ...fields } = c.req.valid("json");
+    const { db, keyring } = c.get("deps");
     const { userId } = authUser(c);
-    const channel = isUuid(id) && await db.transaction(async (tx) => {
-      const before = await getSealedChannel(tx, userId, id);
-      if (!before) return undefined;
-      if (body.chat_id !== undefined && before.kind !== "telegram") {
-        throw new ApiError("VALIDATION_ERROR", "Only a Telegram channel has a chat id", {
-          details: [{ field: "chat_id", message: "Only a Telegram channel has a chat id" }],
+    const wrongKind = (field: string, kind: string, what: string) =>
+      new ApiError("VALIDATION_ERROR", `Only a ${kind} channel has ${what}`, {
+        details: [{ field, message: `Only a ${kind} channel has ${what}` }],
+      });
+    let secret: string | undefined = botToken;
+    if (webhookUrl !== undefined) {
+      try {
+        secret = validateDiscordWebhookUrl(webhookUrl);
+      } catch (error) {
+        const message = (error as Error).message;
+        throw new ApiError("VALIDATION_ERROR", message, {
+          details: [{ field: "webhook_url", message }],
         });
       }
+    }
+    const sealed = secret === undefined ? undefined : await keyring.encrypt(secret);
+    const channel = isUuid(id) && await db.transaction(async (tx) => {
+      const before = await getChannel(tx, userId, id);
+      if (!before) return undefined;
+      if (before.kind !== "telegram") {
+        if (fields.chat_id !== undefined) throw wrongKind("chat_id", "Telegram", "a chat id");
+        if (botToken !== undefined) throw wrongKind("bot_token", "Telegram", "a bot token");
+      }
+      if (before.kind !== "discord" && webhookUrl !== undefined) {
+        throw wrongKind("webhook_url", "Discord", "a webhook URL");
+      }
       const row = await updateChannel(tx, userId, id, {
-        name: body.name,
-        events: body.events,
-        enabled: body.enabled,
-        chatId: body.chat_id,
+        name: fields.name,
+        events: fields.events,
+        enabled: fields.enabled,
+        chatId: fields.chat_id,
+        secret: sealed,
       });
       await audit(tx, {
         ...auditActor(c),
         action: "notification_channel.updated",
         targetType: "notification_channel",
         targetId: id,
-        data: body,
+        // That the secret changed, never what it is.
+        data: sealed === undefined ? fields : { ...fields, secret_changed: true },
       });
       return row;
     });

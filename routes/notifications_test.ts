@@ -185,7 +185,15 @@ Deno.test("notification channel update: rename, choose events, disable, move a c
     const [id, body, field] of [
       [discord.body.id, { chat_id: "1002" }, "chat_id"],
       [telegram.body.id, {}, undefined],
-      [telegram.body.id, { bot_token: BOT_TOKEN }, undefined],
+      [discord.body.id, { bot_token: BOT_TOKEN }, "bot_token"],
+      [telegram.body.id, { webhook_url: WEBHOOK }, "webhook_url"],
+      [telegram.body.id, { bot_token: "not a token" }, "bot_token"],
+      [
+        discord.body.id,
+        { webhook_url: "https://evil.example.com/api/webhooks/1/x" },
+        "webhook_url",
+      ],
+      [telegram.body.id, { token: BOT_TOKEN }, undefined],
       [telegram.body.id, { name: "" }, "name"],
       [telegram.body.id, { events: ["no.such.event"] }, "events.0"],
       [telegram.body.id, { enabled: "no" }, "enabled"],
@@ -221,6 +229,33 @@ Deno.test("notification channel update: rename, choose events, disable, move a c
   }
   assert.equal((await getSealedChannel(db, alice.userId, telegram.body.id))?.enabled, true);
 
+  // A new secret replaces the old one in place (a revoked bot token, a re-created Discord
+  // webhook): sealed, never answered, and audited as changed without its value.
+  const NEW_TOKEN = "654321:BBH-rotated-route-test-token";
+  const NEW_WEBHOOK = "https://discord.com/api/webhooks/434343/rotated-discord-secret";
+  const rotated = await a("PATCH", path(telegram.body.id), { bot_token: NEW_TOKEN });
+  assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+  assert.deepEqual(Object.keys(rotated.body).sort(), [
+    "chat_id",
+    "created_at",
+    "enabled",
+    "events",
+    "id",
+    "kind",
+    "name",
+  ]);
+  assert.equal(rotated.body.chat_id, "@desk_alerts", "the chat stays");
+  const rotatedSealed = await getSealedChannel(db, alice.userId, telegram.body.id);
+  assert.equal(await test.deps.keyring.decrypt(rotatedSealed!.secret), NEW_TOKEN);
+  const moved = await a("PATCH", path(discord.body.id), {
+    webhook_url: NEW_WEBHOOK,
+    name: "desk 2",
+  });
+  assert.equal(moved.status, 200, JSON.stringify(moved.body));
+  assert.equal(moved.body.name, "desk 2");
+  const movedSealed = await getSealedChannel(db, alice.userId, discord.body.id);
+  assert.equal(await test.deps.keyring.decrypt(movedSealed!.secret), NEW_WEBHOOK);
+
   const audited = await db.query<{ action: string; data: Record<string, unknown> }>(
     `SELECT action, data FROM audit_log WHERE action = 'notification_channel.updated' ORDER BY id`,
   );
@@ -228,5 +263,11 @@ Deno.test("notification channel update: rename, choose events, disable, move a c
     { name: "my phone", events: ["signal.rejected"], chat_id: "@desk_alerts" },
     { enabled: false },
     { events: null },
+    { secret_changed: true },
+    { name: "desk 2", secret_changed: true },
   ]);
+  const everything = JSON.stringify(await db.query("SELECT * FROM audit_log"));
+  for (const secret of [NEW_TOKEN, NEW_WEBHOOK, "rotated"]) {
+    assert.ok(!everything.includes(secret), "no secret in the audit log");
+  }
 });

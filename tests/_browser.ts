@@ -90,7 +90,19 @@ export class ProblemCollector {
       this.#add({ kind: "csp", url: page.url(), text });
     });
     await context.addInitScript(() => {
-      document.addEventListener("securitypolicyviolation", (e) => {
+      // Typed here: this file is checked without the DOM library when a test runs alone.
+      type CspViolation = {
+        violatedDirective: string;
+        blockedURI: string;
+        sourceFile: string;
+        lineNumber: number;
+      };
+      const page = globalThis as unknown as {
+        document: {
+          addEventListener(type: string, listener: (e: CspViolation) => void): void;
+        };
+      };
+      page.document.addEventListener("securitypolicyviolation", (e) => {
         // deno-lint-ignore no-explicit-any
         (globalThis as any).__teReportCsp(
           `${e.violatedDirective} blocked ${e.blockedURI || "(inline)"} at ${e.sourceFile}:` +

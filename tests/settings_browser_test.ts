@@ -15,6 +15,7 @@ const PASSWORD = "correct-horse-battery";
 const KEY_ID = "PKBROWSERKEY01";
 const SECRET = "browserSecretNeverShown123";
 const DISCORD_TOKEN = "browserDiscordToken_abc";
+const NEW_DISCORD_TOKEN = "rotated-discord-token-from-the-edit-form";
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
 
 async function apiGet<T>(page: Page, url: string): Promise<T> {
@@ -113,10 +114,14 @@ Deno.test({
       );
       assert.deepEqual(channels.data.map((c) => [c.name, c.kind]), [["desk", "discord"]]);
 
-      // Edit it: rename, only rejected signals; then switch it off.
+      // Edit it: rename, only rejected signals, a new webhook URL; then switch it off.
       await (await row.$("button:has-text('Edit')"))!.click();
       const edit = "form[data-testid=edit-channel]";
       await page.fill(`${edit} input[name=name]`, "desk pc");
+      await page.fill(
+        `${edit} input[name=webhook_url]`,
+        `https://discord.com/api/webhooks/4343/${NEW_DISCORD_TOKEN}`,
+      );
       await page.uncheck(`${edit} input[name=all]`);
       for (const box of await page.$$(`${edit} input[name=events]`)) {
         if (await box.getAttribute("value") !== "signal.rejected") await box.uncheck();
@@ -125,6 +130,10 @@ Deno.test({
       await page.waitForSelector("[role=status]:has-text('Channel \"desk pc\" saved.')");
       const renamed = page.locator("[data-testid=channels] tr:has-text('desk pc')");
       assert.equal(await renamed.locator("td.events").textContent(), "signal.rejected");
+      // The test message now goes to the new webhook.
+      await renamed.locator("button:has-text('Send test')").click();
+      const [moved] = await discord.requests.waitForCount((r) => r.webhookId === "4343", 1, "test");
+      assert.equal(moved!.token, NEW_DISCORD_TOKEN);
       await renamed.locator("button:has-text('Disable')").click();
       await renamed.locator(".badge:has-text('disabled')").waitFor();
       const edited2 = await apiGet<{ data: Array<Record<string, unknown>> }>(
@@ -170,7 +179,7 @@ Deno.test({
       await page.reload();
       await page.waitForSelector("html[data-hydrated]");
       const html = await page.content();
-      for (const secret of [KEY_ID, SECRET, DISCORD_TOKEN]) {
+      for (const secret of [KEY_ID, SECRET, DISCORD_TOKEN, NEW_DISCORD_TOKEN]) {
         assert.ok(!html.includes(secret), "a saved secret is not in the page");
       }
 
