@@ -184,7 +184,7 @@ export default function ChannelsManager(
     }
     const name = field(form, "name").trim();
     // A new secret only when one was typed: an empty field keeps the stored one.
-    const secretField = channel.kind === "telegram" ? "bot_token" : "webhook_url";
+    const secretField = newSecretOf(channel.kind).field;
     const secret = field(form, secretField).trim();
     return update(
       channel,
@@ -404,6 +404,13 @@ export default function ChannelsManager(
   );
 }
 
+/** The edit form's field for a channel's new secret. */
+function newSecretOf(kind: string): { field: string; label: string } {
+  return kind === "telegram"
+    ? { field: "bot_token", label: "New bot token" }
+    : { field: "webhook_url", label: "New webhook URL" };
+}
+
 /**
  * The edit form of one channel: its name, Telegram chat, events, and a new bot token or webhook
  * URL (left empty, the stored one stays; it is never shown).
@@ -419,6 +426,7 @@ function EditChannel(
   },
 ) {
   const id = (name: string) => `edit-${channel.id}-${name}`;
+  const secret = newSecretOf(channel.kind);
   return (
     <form class="form settings-form" data-testid="edit-channel" onSubmit={onSave}>
       <div class="form inline">
@@ -445,33 +453,17 @@ function EditChannel(
             <FieldError id={id("chat")} message={errorFor(errors, "chat_id")} />
           </label>
         )}
-        {channel.kind === "telegram"
-          ? (
-            <label>
-              New bot token
-              <input
-                type="password"
-                name="bot_token"
-                autocomplete="off"
-                placeholder="Leave empty to keep it"
-                aria-describedby={id("token")}
-              />
-              <FieldError id={id("token")} message={errorFor(errors, "bot_token")} />
-            </label>
-          )
-          : (
-            <label class="wide">
-              New webhook URL
-              <input
-                type="password"
-                name="webhook_url"
-                autocomplete="off"
-                placeholder="Leave empty to keep it"
-                aria-describedby={id("webhook")}
-              />
-              <FieldError id={id("webhook")} message={errorFor(errors, "webhook_url")} />
-            </label>
-          )}
+        <label class={channel.kind === "discord" ? "wide" : undefined}>
+          {secret.label}
+          <input
+            type="password"
+            name={secret.field}
+            autocomplete="off"
+            placeholder="Leave empty to keep it"
+            aria-describedby={id(secret.field)}
+          />
+          <FieldError id={id(secret.field)} message={errorFor(errors, secret.field)} />
+        </label>
       </div>
       <EventsPicker eventTypes={eventTypes} chosen={channel.events} />
       <div>

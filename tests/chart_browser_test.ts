@@ -202,19 +202,21 @@ Deno.test({
       // The figures refresh in place (every 2 s here): the uptime moves on without a reload.
       await page.goto(base + "/system?refresh=2");
       const uptime = () => page.getAttribute("[data-uptime]", "data-uptime").then(Number);
+      const uptimeAbove = (was: number) =>
+        page.waitForFunction(
+          (was) =>
+            Number(
+              (globalThis as unknown as Browser).document.querySelector("[data-uptime]")!
+                .getAttribute("data-uptime"),
+            ) > was,
+          was,
+          { timeout: 8_000 },
+        );
       const first = await uptime();
       await page.evaluate(() => {
         (globalThis as unknown as { marker: number }).marker = 1;
       });
-      await page.waitForFunction(
-        (was) =>
-          Number(
-            (globalThis as unknown as Browser).document.querySelector("[data-uptime]")!
-              .getAttribute("data-uptime"),
-          ) > was,
-        first,
-        { timeout: 8_000 },
-      );
+      await uptimeAbove(first);
       assert.equal(
         await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
         1,
@@ -238,15 +240,7 @@ Deno.test({
       await page.check(".page-refresh input[type=checkbox]");
       await page.waitForTimeout(7_000);
       assert.equal(started.filter((at) => at - resumed < 7_000).length, 1, "one refresh at a time");
-      await page.waitForFunction(
-        (was) =>
-          Number(
-            (globalThis as unknown as Browser).document.querySelector("[data-uptime]")!
-              .getAttribute("data-uptime"),
-          ) > was,
-        paused,
-        { timeout: 8_000 },
-      );
+      await uptimeAbove(paused);
       await page.unroute(systemPage);
       await page.uncheck(".page-refresh input[type=checkbox]");
       assert.deepEqual(errors, []);
