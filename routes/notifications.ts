@@ -1,10 +1,10 @@
 /**
  * Notification channels of the authenticated trader: list, create, update (name, events,
- * enabled, Telegram chat, a new bot token or webhook URL), delete, and send a test message. Secrets (Telegram bot token, Discord
- * webhook URL) are write-only: sealed with the keyring on the way in, never answered, never
- * logged. Only Discord's own webhook URLs are
- * accepted. Every query is scoped by the caller's user id: another user's channel, like an
- * unknown or malformed id, is 404. Changes are audited in the same transaction.
+ * enabled, Telegram chat, a new bot token or webhook URL), delete, and send a test message.
+ * Secrets (Telegram bot token, Discord webhook URL) are write-only: sealed with the keyring on the
+ * way in, never answered, never logged. Only Discord's own webhook URLs are accepted. Every query
+ * is scoped by the caller's user id: another user's channel, like an unknown or malformed id, is
+ * 404. Changes are audited in the same transaction.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { audit } from "../db/audit.ts";
