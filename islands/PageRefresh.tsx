@@ -41,11 +41,21 @@ export default function PageRefresh({ region, everySeconds, zone, renderedAt }: 
     const stop = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const refresh = async (): Promise<boolean> => {
+      // One signal for both ends of a fetch, its deadline and the island stopping (no
+      // AbortSignal.any: Safari before 17.4 lacks it).
+      const attempt = new AbortController();
+      let timedOut = false;
+      const deadline = setTimeout(() => {
+        timedOut = true;
+        attempt.abort();
+      }, waitMs);
+      const onStop = () => attempt.abort();
+      stop.signal.addEventListener("abort", onStop);
       try {
         const res = await fetch(location.href, {
           cache: "no-store",
           redirect: "manual",
-          signal: AbortSignal.any([stop.signal, AbortSignal.timeout(waitMs)]),
+          signal: attempt.signal,
         });
         if (stop.signal.aborted) return false;
         if (res.type === "opaqueredirect" || res.status === 401 || res.status === 403) {
@@ -62,10 +72,11 @@ export default function PageRefresh({ region, everySeconds, zone, renderedAt }: 
         setProblem("");
       } catch (error) {
         if (stop.signal.aborted) return false;
-        const why = (error as Error).name === "TimeoutError"
-          ? `no answer within ${waitMs / 1000} s`
-          : (error as Error).message;
+        const why = timedOut ? `no answer within ${waitMs / 1000} s` : (error as Error).message;
         setProblem(`Cannot refresh (${why}); these figures are old.`);
+      } finally {
+        clearTimeout(deadline);
+        stop.signal.removeEventListener("abort", onStop);
       }
       return true;
     };

@@ -242,6 +242,20 @@ Deno.test({
       assert.equal(started.filter((at) => at - resumed < 7_000).length, 1, "one refresh at a time");
       await uptimeAbove(paused);
       await page.unroute(systemPage);
+      // A server that never answers: the fetch is given up after 10 s, the page says so and keeps
+      // its figures, and the next refresh (answered) clears the message.
+      const hung = (url: URL) => url.pathname === "/system";
+      await page.route(hung, async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 15_000));
+        await route.continue().catch(() => {}); // aborted by the page meanwhile
+      });
+      const problem = ".page-refresh [role=alert]";
+      await page.waitForSelector(`${problem}:has-text('no answer within 10 s')`, {
+        timeout: 16_000,
+      });
+      assert.match(await page.textContent(problem) ?? "", /these figures are old/);
+      await page.unroute(hung);
+      await page.waitForSelector(problem, { state: "detached", timeout: 8_000 });
       await page.uncheck(".page-refresh input[type=checkbox]");
       assert.deepEqual(errors, []);
     } finally {
