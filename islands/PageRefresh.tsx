@@ -7,6 +7,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { formatTime } from "./_client/format.ts";
+import { pollEvery } from "./_client/refresh.ts";
 
 /** How long a refresh may wait for the page (at least; the period when that is longer). */
 const WAIT_MS = 10_000;
@@ -34,30 +35,15 @@ export default function PageRefresh({ region, everySeconds, zone, renderedAt }: 
 
   useEffect(() => {
     if (!on) return;
-    // One fetch at a time: the next is scheduled when the last has ended, so a slow server never
-    // has several piling up, nor an older page landing over a newer one. A fetch that hangs is
-    // given up after WAIT_MS (or the period, when longer).
+    // One fetch at a time, the next a period after the last ended; one that hangs is given up
+    // after WAIT_MS (or the period, when longer).
     const waitMs = Math.max(WAIT_MS, everySeconds * 1000);
-    const stop = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const refresh = async (): Promise<boolean> => {
-      // One signal for both ends of a fetch, its deadline and the island stopping (no
-      // AbortSignal.any: Safari before 17.4 lacks it).
-      const attempt = new AbortController();
-      let timedOut = false;
-      const deadline = setTimeout(() => {
-        timedOut = true;
-        attempt.abort();
-      }, waitMs);
-      const onStop = () => attempt.abort();
-      stop.signal.addEventListener("abort", onStop);
+    return pollEvery(everySeconds * 1000, waitMs, async ({ signal, timedOut }) => {
+      if (document.visibilityState !== "visible") return;
+      const stopped = () => signal.aborted && !timedOut();
       try {
-        const res = await fetch(location.href, {
-          cache: "no-store",
-          redirect: "manual",
-          signal: attempt.signal,
-        });
-        if (stop.signal.aborted) return false;
+        const res = await fetch(location.href, { cache: "no-store", redirect: "manual", signal });
+        if (stopped()) return false;
         if (res.type === "opaqueredirect" || res.status === 401 || res.status === 403) {
           setProblem("Signed out: sign in again to see current figures.");
           setOn(false);
@@ -71,24 +57,11 @@ export default function PageRefresh({ region, everySeconds, zone, renderedAt }: 
         setAt(new Date().toISOString());
         setProblem("");
       } catch (error) {
-        if (stop.signal.aborted) return false;
-        const why = timedOut ? `no answer within ${waitMs / 1000} s` : (error as Error).message;
+        if (stopped()) return false;
+        const why = timedOut() ? `no answer within ${waitMs / 1000} s` : (error as Error).message;
         setProblem(`Cannot refresh (${why}); these figures are old.`);
-      } finally {
-        clearTimeout(deadline);
-        stop.signal.removeEventListener("abort", onStop);
       }
-      return true;
-    };
-    const tick = async () => {
-      const goOn = document.visibilityState !== "visible" || await refresh();
-      if (goOn && !stop.signal.aborted) timer = setTimeout(tick, everySeconds * 1000);
-    };
-    timer = setTimeout(tick, everySeconds * 1000);
-    return () => {
-      stop.abort();
-      clearTimeout(timer);
-    };
+    });
   }, [on]);
 
   return (

@@ -1,11 +1,16 @@
 /**
  * The readiness probes on the system page, checked again every 10 s through the public
  * `/health/ready` (the detailed view needs the operator key, which never reaches a browser).
- * A failing probe turns the banner red.
+ * A failing probe turns the banner red. One check runs at a time; one that gets no answer within
+ * 10 s (or the period) shows that the server does not answer.
  */
 import { useEffect, useState } from "preact/hooks";
 import type { CheckResult } from "../lib/health.ts";
 import { formatTime } from "./_client/format.ts";
+import { pollEvery } from "./_client/refresh.ts";
+
+/** How long a check may wait for /health/ready (at least; the period when that is longer). */
+const WAIT_MS = 10_000;
 
 /** Props. */
 export interface SystemHealthProps {
@@ -40,22 +45,25 @@ export default function SystemHealth(props: SystemHealthProps) {
   });
   const [unreachable, setUnreachable] = useState(false);
 
-  useEffect(() => {
-    const timer = setInterval(async () => {
-      try {
-        const res = await fetch("/health/ready", { cache: "no-store" });
-        const body = await res.json() as {
-          status: "ok" | "degraded";
-          checks: SystemHealthProps["checks"];
-        };
-        setReport({ ...body, checkedAt: new Date().toISOString() });
-        setUnreachable(false);
-      } catch {
-        setUnreachable(true);
-      }
-    }, props.everySeconds * 1000);
-    return () => clearInterval(timer);
-  }, []);
+  useEffect(() =>
+    // One check at a time; one that gets no answer within WAIT_MS (or the period) says so.
+    pollEvery(
+      props.everySeconds * 1000,
+      Math.max(WAIT_MS, props.everySeconds * 1000),
+      async ({ signal, timedOut }) => {
+        try {
+          const res = await fetch("/health/ready", { cache: "no-store", signal });
+          const body = await res.json() as {
+            status: "ok" | "degraded";
+            checks: SystemHealthProps["checks"];
+          };
+          setReport({ ...body, checkedAt: new Date().toISOString() });
+          setUnreachable(false);
+        } catch {
+          if (!signal.aborted || timedOut()) setUnreachable(true);
+        }
+      },
+    ), []);
 
   const failing = Object.entries(report.checks).filter(([, c]) => c.status !== "ok");
   return (

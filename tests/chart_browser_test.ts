@@ -242,9 +242,9 @@ Deno.test({
       assert.equal(started.filter((at) => at - resumed < 7_000).length, 1, "one refresh at a time");
       await uptimeAbove(paused);
       await page.unroute(systemPage);
-      // A server that never answers: the fetch is given up after 10 s, the page says so and keeps
-      // its figures, and the next refresh (answered) clears the message.
-      const hung = (url: URL) => url.pathname === "/system";
+      // A server that never answers: the fetches are given up after 10 s, the page and its
+      // health card say so and keep their figures, and the next answers clear the messages.
+      const hung = (url: URL) => url.pathname === "/system" || url.pathname === "/health/ready";
       await page.route(hung, async (route) => {
         await new Promise((resolve) => setTimeout(resolve, 15_000));
         await route.continue().catch(() => {}); // aborted by the page meanwhile
@@ -254,8 +254,11 @@ Deno.test({
         timeout: 16_000,
       });
       assert.match(await page.textContent(problem) ?? "", /these figures are old/);
+      const down = "[aria-labelledby=health] [role=alert]:has-text('The server does not answer')";
+      await page.waitForSelector(down, { timeout: 12_000 });
       await page.unroute(hung);
       await page.waitForSelector(problem, { state: "detached", timeout: 8_000 });
+      await page.waitForSelector(down, { state: "detached", timeout: 15_000 });
       await page.uncheck(".page-refresh input[type=checkbox]");
       assert.deepEqual(errors, []);
     } finally {
