@@ -1418,15 +1418,28 @@ export function executorBehavior(
     }
   }
 
-  /** Refreshes open orders from a remote broker. */
+  /**
+   * Refreshes open orders from a remote broker: ONE listing of its open orders, then a look-up of
+   * each tracked order that has left that list (filled, canceled, expired; or past its limit).
+   * One request per order and poll would spend Alpaca's 200 requests a minute on a few bracketed
+   * positions' resting legs, and the orders a signal needs would meet 429s.
+   */
   async function poll(state: State, ctx: ActorContext<ExecutorCommand>) {
-    for (const order of [...state.open.values()]) {
-      if (!order.brokerOrderId) continue;
+    const tracked = [...state.open.values()].filter((o) => o.brokerOrderId);
+    if (tracked.length === 0) return;
+    let listed: Map<string, BrokerOrder>;
+    try {
+      const open = await state.broker.openOrders(AbortSignal.timeout(PLACE_TIMEOUT_MS));
+      listed = new Map(open.map((o) => [o.id, o]));
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      ctx.log.warning("Cannot list open orders", { reason: error.reason });
+      return;
+    }
+    for (const order of tracked) {
       try {
-        const fresh = await state.broker.getOrder(
-          order.brokerOrderId,
-          AbortSignal.timeout(PLACE_TIMEOUT_MS),
-        );
+        const fresh = listed.get(order.brokerOrderId!) ??
+          await state.broker.getOrder(order.brokerOrderId!, AbortSignal.timeout(PLACE_TIMEOUT_MS));
         await apply(state, order, fresh, null, ctx);
       } catch (error) {
         if (!(error instanceof BrokerError)) throw error;

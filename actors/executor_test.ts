@@ -1040,6 +1040,7 @@ function opaque(broker: Broker): Broker {
     placeOrder: (o, s) => broker.placeOrder(o, s),
     getOrderByClientId: (id, s) => broker.getOrderByClientId(id, s),
     getOrder: (id, s) => broker.getOrder(id, s),
+    openOrders: (s) => broker.openOrders(s),
     cancelOrder: (id, s) => broker.cancelOrder(id, s),
     account: (s) => broker.account(s),
     positions: (s) => broker.positions(s),
@@ -1479,6 +1480,59 @@ Deno.test("executor cancels an Alpaca bracket's open legs before the close, then
     ]),
     [["take_profit", "canceled"], ["stop_loss", "canceled"]],
   );
+});
+
+Deno.test("executor polls Alpaca with one listing of open orders, reading back only those that left it", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100", MSFT: "200", NVDA: "300" } });
+  await using h = await startHarness({ alpaca: fake });
+  // Three bracketed positions: six exit legs resting at the broker, tracked by the executor.
+  const entries = [];
+  for (const [ticker, price] of [["AAPL", 100], ["MSFT", 200], ["NVDA", 300]] as const) {
+    const entry = await h.run({
+      ticker,
+      action: "buy",
+      quantity: 10,
+      price,
+      take_profit: price + 10,
+      stop_loss: price - 5,
+    });
+    assert.equal(entry.status, "filled");
+    entries.push(entry);
+  }
+  assert.equal((await h.status()).openOrders, 6);
+  const poll = async () => {
+    const seen = fake.requests.length;
+    await h.actor.ref.tell({ type: "poll" });
+    await h.status(); // after the poll, in the executor's order
+    return fake.requests.slice(seen).map((r) => `${r.method} ${r.path}`);
+  };
+
+  // Nothing moved: one request, whatever the number of orders.
+  assert.deepEqual(await poll(), ["GET /v2/orders"]);
+
+  // AAPL's take profit fills at the broker, which cancels its stop: those two leave the list and
+  // are each read back; the other four are answered by the listing.
+  const [tp, sl] = fake.orders.get(entries[0]!.id)!.legs!;
+  fake.fillOrder(tp!.id, undefined, "110");
+  assert.deepEqual((await poll()).sort(), [
+    "GET /v2/orders",
+    `GET /v2/orders/${sl!.id}`,
+    `GET /v2/orders/${tp!.id}`,
+  ]);
+  assert.deepEqual((await legRows(h, entries[0]!.id)).map((l) => [l.leg, l.status]), [
+    ["take_profit", "filled"],
+    ["stop_loss", "canceled"],
+  ]);
+  assert.equal(await positionOf(h, "AAPL"), 0);
+  assert.equal(await positionOf(h, "MSFT"), 10);
+  assert.equal((await h.status()).openOrders, 4);
+  assert.deepEqual(await poll(), ["GET /v2/orders"]);
+
+  // The listing failing (a 503) changes nothing and the next poll catches up.
+  fake.faults.add({ method: "GET", path: "/v2/orders", kind: "status", status: 503 });
+  assert.deepEqual(await poll(), ["GET /v2/orders"]);
+  assert.equal((await h.status()).openOrders, 4);
+  assert.ok(h.lines.some((l) => l.message === "Cannot list open orders"));
 });
 
 Deno.test("executor cancels a paper bracket's resting legs before the close; they never fill later", async () => {

@@ -33,6 +33,7 @@ import {
   type BrokerOrder,
   type BrokerPosition,
   type MarketClock,
+  OPEN_ORDERS_LIMIT,
   type OrderRequest,
   type OrderStatus,
   type OrderType,
@@ -168,6 +169,18 @@ export function createAlpacaBroker(options: AlpacaBrokerOptions): Broker {
         () => ordersApi.getOrderByOrderID({ orderId: id, nested: true }, { signal }),
       );
       return toBrokerOrder(order, log);
+    },
+
+    async openOrders(signal) {
+      const orders = await call(
+        "Cannot list open orders",
+        () =>
+          ordersApi.getAllOrders(
+            { status: "open", limit: OPEN_ORDERS_LIMIT, nested: false, direction: "desc" },
+            { signal },
+          ),
+      );
+      return orders.map((order) => toBrokerOrder(order, log));
     },
 
     async cancelOrder(id, signal) {

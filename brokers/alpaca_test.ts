@@ -184,6 +184,42 @@ Deno.test("alpaca broker places a bracket order and maps its two legs", async ()
   assert.equal(after?.legs?.[0]?.fills[0]?.id, `${takeProfit!.id}:fill`);
 });
 
+Deno.test("alpaca broker lists the open orders in one call, a bracket's legs each on its own", async () => {
+  await using t = setup();
+  // A filled market order (not open), a resting limit, and a filled bracket entry whose two legs
+  // are working.
+  await t.broker.placeOrder(order());
+  const resting = await t.broker.placeOrder(
+    order({ type: "limit", limitPrice: "150", timeInForce: "gtc" }),
+  );
+  const bracket = await t.broker.placeOrder(order({
+    symbol: "TSLA",
+    takeProfit: { limitPrice: "300" },
+    stopLoss: { stopPrice: "200" },
+  }));
+  assert.equal(bracket.status, "filled");
+  const seen = t.fake.requests.length;
+
+  const open = await t.broker.openOrders();
+  assert.deepEqual(
+    t.fake.requests.slice(seen).map((
+      r,
+    ) => [r.method, r.path, new URLSearchParams(r.query).get("status")]),
+    [["GET", "/v2/orders", "open"]],
+  );
+  const legIds = bracket.legs!.map((l) => l.id);
+  assert.deepEqual(open.map((o) => o.id).sort(), [resting.id, ...legIds].sort());
+  assert.ok(open.every((o) => o.legs === undefined && o.status === "pending"));
+  assert.deepEqual(
+    open.filter((o) => o.symbol === "TSLA").map((o) => [o.side, o.type]).sort(),
+    [["sell", "limit"], ["sell", "stop"]],
+  );
+
+  // A leg that fills (and the other, canceled by it) leaves the list.
+  t.fake.fillOrder(legIds[0]!);
+  assert.deepEqual((await t.broker.openOrders()).map((o) => o.id), [resting.id]);
+});
+
 Deno.test("alpaca broker returns null for an unknown client order id", async () => {
   await using t = setup();
   assert.equal(await t.broker.getOrderByClientId("sig_never_placed"), null);

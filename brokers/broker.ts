@@ -133,11 +133,20 @@ export interface Broker {
   getOrderByClientId(clientOrderId: string, signal?: AbortSignal): Promise<BrokerOrder | null>;
   /** The order with this broker id. */
   getOrder(id: string, signal?: AbortSignal): Promise<BrokerOrder>;
+  /**
+   * The account's open orders in one call, newest first, at most {@linkcode OPEN_ORDERS_LIMIT};
+   * a bracket's legs are orders of their own here (without `legs`). An order missing from the
+   * answer may have closed, or be past the limit: read it with `getOrder`.
+   */
+  openOrders(signal?: AbortSignal): Promise<BrokerOrder[]>;
   cancelOrder(id: string, signal?: AbortSignal): Promise<void>;
   account(signal?: AbortSignal): Promise<BrokerAccount>;
   positions(signal?: AbortSignal): Promise<BrokerPosition[]>;
   clock(signal?: AbortSignal): Promise<MarketClock>;
 }
+
+/** The most open orders {@linkcode Broker.openOrders} answers (Alpaca's own maximum). */
+export const OPEN_ORDERS_LIMIT = 500;
 
 /** What went wrong at the broker, which decides whether a retry is safe. */
 export type BrokerErrorKind =

@@ -24,6 +24,7 @@ import {
   type BrokerOrder,
   type BrokerPosition,
   type MarketClock,
+  OPEN_ORDERS_LIMIT,
   type OrderRequest,
   type OrderSide,
   type OrderType,
@@ -230,6 +231,11 @@ export class PaperBroker implements Broker {
       );
     }
     return Promise.resolve(this.#copy(order));
+  }
+
+  openOrders(): Promise<BrokerOrder[]> {
+    const open = [...this.#resting.values()].map((r) => this.#copy(r.order));
+    return Promise.resolve(open.reverse().slice(0, OPEN_ORDERS_LIMIT));
   }
 
   cancelOrder(id: string): Promise<void> {

@@ -284,6 +284,7 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
     const path = url.pathname;
     const method = request.method;
     if (path === "/v2/orders" && method === "POST") return createOrder(await request.json());
+    if (path === "/v2/orders" && method === "GET") return listOrders(url.searchParams);
     if (path === "/v2/orders:by_client_order_id" && method === "GET") {
       const order = orders.get(url.searchParams.get("client_order_id") ?? "");
       return order ? json(order) : orderNotFound();
@@ -299,6 +300,35 @@ export function startFakeAlpaca(options: FakeAlpacaOptions = {}): FakeAlpaca {
     if (path === "/v2/positions" && method === "GET") return json(positionList());
     if (path === "/v2/clock" && method === "GET") return json(clock());
     return json({ code: 40410000, message: "endpoint not found" }, { status: 404 });
+  }
+
+  /**
+   * GET /v2/orders: `status` open (default), closed or all; `limit` (default 50, at most 500);
+   * `direction` desc (default) or asc by submission; `nested=true` rolls a bracket's legs up
+   * under their entry, else every leg is an order of its own (with `legs: null`).
+   */
+  function listOrders(query: URLSearchParams): Response {
+    const status = query.get("status") ?? "open";
+    const limit = Number(query.get("limit") ?? "50");
+    const direction = query.get("direction") ?? "desc";
+    if (!["open", "closed", "all"].includes(status)) {
+      return json({ code: 42210000, message: "invalid status" }, { status: 422 });
+    }
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+      return json({ code: 42210000, message: "invalid limit" }, { status: 422 });
+    }
+    if (direction !== "asc" && direction !== "desc") {
+      return json({ code: 42210000, message: "invalid direction" }, { status: 422 });
+    }
+    const wanted = (o: AlpacaOrderJson) =>
+      status === "all" || OPEN_STATUSES.has(o.status) === (status === "open");
+    const listed = query.get("nested") === "true"
+      ? [...orders.values()].filter(wanted)
+      : [...orders.values()].flatMap((o) => [{ ...o, legs: null }, ...(o.legs ?? [])])
+        .filter(wanted);
+    listed.sort((a, b) => a.submitted_at.localeCompare(b.submitted_at));
+    if (direction === "desc") listed.reverse();
+    return json(listed.slice(0, limit));
   }
 
   function createOrder(body: Record<string, unknown>): Response {
