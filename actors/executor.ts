@@ -188,6 +188,8 @@ interface State {
   pending: string[];
   /** A flush message is in the mailbox. */
   flushScheduled: boolean;
+  /** A timer's poll waits in the mailbox. */
+  pollQueued: boolean;
 }
 
 /** What settling a broker answer in memory produced, to write and then announce. */
@@ -314,10 +316,14 @@ export function executorBehavior(
         day: { start, realized: await realizedSince(db, accountId, new Date(start)) },
         pending: [],
         flushScheduled: false,
+        pollQueued: false,
       };
       if (broker.kind !== "paper") {
         state.timer = setInterval(() => {
-          if (state.open.size > 0) ctx.self.tell({ type: "poll" }).catch(() => {});
+          // One poll waiting at most: a broker slow for a while gets no burst of them after.
+          if (state.open.size === 0 || state.pollQueued) return;
+          state.pollQueued = true;
+          ctx.self.tell({ type: "poll" }).catch(() => state.pollQueued = false);
         }, deps.pollIntervalMs ?? 2_000);
       }
       // Whatever this account left unfinished (a crash mid-signal) is picked up again: claimed
@@ -367,6 +373,7 @@ export function executorBehavior(
           await onPrice(state, msg.symbol, Number(msg.price), new Date(msg.at), ctx);
           return state;
         case "poll":
+          state.pollQueued = false;
           await poll(state, ctx);
           await sweep(state, ctx);
           return state;
