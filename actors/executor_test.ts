@@ -1514,11 +1514,10 @@ Deno.test("executor polls Alpaca with one listing of open orders, reading back o
   // are each read back; the other four are answered by the listing.
   const [tp, sl] = fake.orders.get(entries[0]!.id)!.legs!;
   fake.fillOrder(tp!.id, undefined, "110");
-  assert.deepEqual((await poll()).sort(), [
-    "GET /v2/orders",
-    `GET /v2/orders/${sl!.id}`,
-    `GET /v2/orders/${tp!.id}`,
-  ]);
+  assert.deepEqual(
+    (await poll()).sort(),
+    ["GET /v2/orders", `GET /v2/orders/${sl!.id}`, `GET /v2/orders/${tp!.id}`].sort(),
+  );
   assert.deepEqual((await legRows(h, entries[0]!.id)).map((l) => [l.leg, l.status]), [
     ["take_profit", "filled"],
     ["stop_loss", "canceled"],
