@@ -59,6 +59,8 @@ interface HarnessOptions {
   paper?: Record<string, unknown>;
   /** Wraps the database the executor gets (the harness itself reads the plain one). */
   wrapDb?: (db: Db) => Db;
+  /** How often a remote broker's open orders are polled (default: a minute, i.e. not in a test). */
+  pollIntervalMs?: number;
 }
 
 /** One executor with everything around it; `await using` tears it all down. */
@@ -193,7 +195,7 @@ async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
         return Promise.resolve(options.wrapBroker?.(broker) ?? broker);
       },
       retryBackoffMs: options.retryBackoffMs ?? [100],
-      pollIntervalMs: 60_000,
+      pollIntervalMs: options.pollIntervalMs ?? 60_000,
       breaker: options.breaker,
       random: options.random,
     };
@@ -1532,6 +1534,41 @@ Deno.test("executor polls Alpaca with one listing of open orders, reading back o
   assert.deepEqual(await poll(), ["GET /v2/orders"]);
   assert.equal((await h.status()).openOrders, 4);
   assert.ok(h.lines.some((l) => l.message === "Cannot list open orders"));
+});
+
+Deno.test("executor lets one timer poll wait at most: a broker that was slow gets no burst after", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  let listings = 0;
+  let gate: Promise<void> | undefined;
+  await using h = await startHarness({
+    alpaca: fake,
+    pollIntervalMs: 10,
+    wrapBroker: (broker) => ({
+      ...broker,
+      openOrders: async (signal) => {
+        listings++;
+        await gate;
+        return await broker.openOrders(signal);
+      },
+    }),
+  });
+  await alpacaBracket(h, fake); // two legs to watch
+  // The broker hangs a listing: some thirty ticks pass meanwhile.
+  const { promise, resolve } = Promise.withResolvers<void>();
+  gate = promise;
+  const before = listings;
+  const deadline = Date.now() + 5_000;
+  while (listings === before && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, 250));
+  assert.equal(listings, before + 1, "one listing hangs, and no other starts meanwhile");
+  gate = undefined;
+  resolve();
+  // After it answers, at most the one waiting poll runs at once, then the timer's pace again
+  // (queued polls would have run about thirty listings back to back).
+  await new Promise((r) => setTimeout(r, 30));
+  assert.ok(listings - before <= 6, `${listings - before} listings`);
 });
 
 Deno.test("executor cancels a paper bracket's resting legs before the close; they never fill later", async () => {
