@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import type { AccountSummary } from "../db/dashboard.ts";
-import { formatMoney, pnlClass } from "./_client/format.ts";
+import { accountKind, formatMoney, pnlClass } from "./_client/format.ts";
 import { liveConnection } from "./_client/live.ts";
 import { debounce, fetchIslandProps } from "./_client/refresh.ts";
 
@@ -62,7 +62,7 @@ export default function LiveAccounts({ accounts }: LiveAccountsProps) {
           <div class="card-title">
             <h2>{a.alias}</h2>
             <span class={`badge ${a.live ? "live" : "paper"}`}>
-              {a.broker === "paper" ? "simulated" : `${a.broker} · ${a.live ? "live" : "paper"}`}
+              {accountKind(a)}
             </span>
           </div>
           <dl>

@@ -72,6 +72,13 @@ export function formatLatency(from: string | null | undefined, to: string | null
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** How a broker account trades, in a word or two: "simulated", "alpaca · live", "alpaca · paper". */
+export function accountKind(account: { broker: string; live: boolean }): string {
+  return account.broker === "paper"
+    ? "simulated"
+    : `${account.broker} · ${account.live ? "live" : "paper"}`;
+}
+
 /** The CSS class of a profit or loss. */
 export function pnlClass(value: string | number | null | undefined): string {
   const n = Number(value);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatLatency, formatNumber, formatTime, isTimeZone } from "./format.ts";
+import { accountKind, formatLatency, formatNumber, formatTime, isTimeZone } from "./format.ts";
 
 Deno.test("formatTime shows the time in the viewer's zone, 24-hour, with a plain layout", () => {
   const at = "2026-11-22T08:00:05.000Z";
@@ -61,4 +61,10 @@ Deno.test("numbers: at most 4 decimals from 1 up, 8 below, no trailing zeros, a 
   assert.equal(formatNumber("2.50"), "2.5");
   assert.equal(formatNumber(null), "—");
   assert.equal(formatNumber("abc"), "abc");
+});
+
+Deno.test("accountKind names a paper account simulated and an Alpaca one live or paper", () => {
+  assert.equal(accountKind({ broker: "paper", live: false }), "simulated");
+  assert.equal(accountKind({ broker: "alpaca", live: true }), "alpaca · live");
+  assert.equal(accountKind({ broker: "alpaca", live: false }), "alpaca · paper");
 });

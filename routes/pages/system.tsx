@@ -12,7 +12,7 @@ import { getGlobalKillSwitch } from "../../db/accounts.ts";
 import { allAccounts } from "../../db/system.ts";
 import type { HubStats } from "../../actors/hub.ts";
 import SystemHealth from "../../islands/SystemHealth.tsx";
-import { formatNumber } from "../../islands/_client/format.ts";
+import { accountKind, formatNumber } from "../../islands/_client/format.ts";
 import { checkReadiness } from "../../lib/health.ts";
 import type { AppEnv } from "../_env.ts";
 import { renderPage, userPage } from "./_page.tsx";
@@ -301,12 +301,7 @@ systemPage.get(
                             <tr key={a.id} data-breaker-account={a.id} data-breaker={breakers[i]}>
                               <td>{a.owner}</td>
                               <td>
-                                {a.alias}{" "}
-                                <span class="muted">
-                                  {a.broker === "paper"
-                                    ? "simulated"
-                                    : `${a.broker} · ${a.live ? "live" : "paper"}`}
-                                </span>
+                                {a.alias} <span class="muted">{accountKind(a)}</span>
                               </td>
                               <td>
                                 <span class={`badge breaker-${breakers[i]}`}>
