@@ -1403,6 +1403,15 @@ async function legsJournal(h: Harness): Promise<LegsJournal[]> {
   ];
 }
 
+/** AAPL at 90 then 120, a minute apart: through both exits of a 95 / 110 bracket; then settled. */
+async function pricesThroughOldExits(h: Harness, clock: FakeClock) {
+  for (const price of ["90", "120"]) {
+    await clock.advance(60_000);
+    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
+  }
+  await h.status();
+}
+
 async function positionOf(h: Harness, symbol = "AAPL"): Promise<number> {
   const [row] = await h.db.query<{ quantity: string }>(
     "SELECT quantity::text AS quantity FROM positions WHERE account_id = $1 AND symbol = $2",
@@ -1587,11 +1596,7 @@ Deno.test("executor cancels a paper bracket's resting legs before the close; the
   assert.equal((await h.status()).openOrders, 0);
 
   // Prices through both old exits: nothing fills, the position stays flat.
-  for (const price of ["90", "120"]) {
-    await clock.advance(60_000);
-    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
-  }
-  await h.status();
+  await pricesThroughOldExits(h, clock);
   assert.equal(await fillCount(h), 2);
   assert.equal(await positionOf(h), 0);
   assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
@@ -1615,11 +1620,7 @@ Deno.test("executor cancels the legs before a flip, and the new short never meet
   for (const leg of legs) {
     assert.equal(leg.reason, `Canceled: order "${flip.id}" sells against the long position`);
   }
-  for (const price of ["90", "120"]) {
-    await clock.advance(60_000);
-    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
-  }
-  await h.status();
+  await pricesThroughOldExits(h, clock);
   assert.equal(await fillCount(h), 2);
   assert.equal(await positionOf(h), -5);
   const trades = await h.db.query<{ status: string; direction: string; quantity: string }>(
@@ -1891,11 +1892,7 @@ Deno.test("executor cancels exit legs left open on a flat position when it start
   assert.deepEqual([canceled?.signal_id, canceled?.order_id], [null, null]);
   assert.deepEqual(canceled?.data.legs.map((l) => l.order_id).sort(), legs.map((l) => l.id).sort());
   assert.equal((await h.status()).openOrders, 0);
-  for (const price of ["90", "120"]) {
-    await clock.advance(60_000);
-    await h.actor.ref.tell({ type: "price", symbol: "AAPL", price, at: clock.now() });
-  }
-  await h.status();
+  await pricesThroughOldExits(h, clock);
   assert.equal(await fillCount(h), 1);
   assert.equal(await positionOf(h), 0);
 });
