@@ -21,7 +21,7 @@ import { uuidv7 } from "../lib/ids.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
 import { validateSignal } from "../lib/signal.ts";
 import { createTestDb, ENGINES, type TestDb } from "../tests/_db.ts";
-import { insertTrader, type TraderFixture } from "../tests/_fixtures.ts";
+import { insertTrader, marketBuyOrder, type TraderFixture } from "../tests/_fixtures.ts";
 import { type FakeAlpaca, startFakeAlpaca } from "../tests/fakes/alpaca.ts";
 import { type Actor, createActor } from "./actor.ts";
 import {
@@ -879,22 +879,11 @@ async function crashAfterCreateOrder(h: Harness, signalId: string) {
     signalId,
     now,
   ]);
-  const { created } = await createOrder(h.db, {
-    id: uuidv7(),
-    userId: h.trader.userId,
-    accountId: h.accountId,
-    signalId,
-    parentId: null,
-    leg: "entry",
-    clientOrderId: signalId,
-    symbol: "AAPL",
-    side: "buy",
-    quantity: "1",
-    orderType: "market",
-    timeInForce: "day",
-    limitPrice: null,
-    stopPrice: null,
-  }, now);
+  const { created } = await createOrder(
+    h.db,
+    marketBuyOrder({ userId: h.trader.userId, accountId: h.accountId }, signalId, uuidv7()),
+    now,
+  );
   assert.ok(created);
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { uuidv7 } from "../lib/ids.ts";
 import { validateSignal } from "../lib/signal.ts";
 import { createTestDb, ENGINES } from "../tests/_db.ts";
-import { insertTrader } from "../tests/_fixtures.ts";
+import { insertTrader, marketBuyOrder } from "../tests/_fixtures.ts";
 import { DbUnavailableError, isDbUnavailable, type Queryable } from "./client.ts";
 import {
   claimForExecution,
@@ -131,22 +131,7 @@ function settledBuy(
 ): SettledOrder {
   const orderId = uuidv7(at.getTime());
   return {
-    order: {
-      id: orderId,
-      userId: trader.userId,
-      accountId: trader.accountId,
-      signalId,
-      parentId: null,
-      leg: "entry",
-      clientOrderId: signalId,
-      symbol: "AAPL",
-      side: "buy",
-      quantity: "1",
-      orderType: "market",
-      timeInForce: "day",
-      limitPrice: null,
-      stopPrice: null,
-    },
+    order: marketBuyOrder(trader, signalId, orderId),
     createdAt: at,
     update: {
       userId: trader.userId,

@@ -1,10 +1,35 @@
 /** Rows that many tests need: a user with a paper account and a webhook key. */
 import type { Queryable } from "../db/client.ts";
+import type { NewOrder } from "../db/executions.ts";
 import { insertWebhookKey } from "../db/webhook_keys.ts";
 import { createSession } from "../db/sessions.ts";
 import { uuidv7 } from "../lib/ids.ts";
 import { signAccessToken } from "../lib/jwt.ts";
 import { generateWebhookKey } from "../lib/webhook_key.ts";
+
+/** The entry order of a market buy of 1 AAPL for `signalId` (client order id = the signal's). */
+export function marketBuyOrder(
+  owner: { userId: string; accountId: string },
+  signalId: string,
+  id: string,
+): NewOrder {
+  return {
+    id,
+    userId: owner.userId,
+    accountId: owner.accountId,
+    signalId,
+    parentId: null,
+    leg: "entry",
+    clientOrderId: signalId,
+    symbol: "AAPL",
+    side: "buy",
+    quantity: "1",
+    orderType: "market",
+    timeInForce: "day",
+    limitPrice: null,
+    stopPrice: null,
+  };
+}
 
 /** A user, their `paper` account and a webhook key (in clear). */
 export interface TraderFixture {
