@@ -12,6 +12,11 @@ function post(app: ReturnType<typeof createTestApp>["app"], body: unknown, ip?: 
   });
 }
 
+/** An alert buying 1 AAPL at 190 under `key`, with sender id `id`. */
+function aaplBuy(key: string, id: string) {
+  return { key, ticker: "AAPL", action: "buy", quantity: 1, price: 190, id };
+}
+
 Deno.test("with WEBHOOK_ALLOWED_IPS=tradingview only TradingView's addresses may post, before any lookup", async () => {
   await using t = await createTestDb("pglite");
   const trader = await insertTrader(t.db);
@@ -71,14 +76,7 @@ for (const engine of ENGINES) {
       },
     });
     await using test = createTestApp({ db });
-    const alert = (id: string) => ({
-      key: trader.key,
-      ticker: "AAPL",
-      action: "buy",
-      quantity: 1,
-      price: 190,
-      id,
-    });
+    const alert = (id: string) => aaplBuy(trader.key, id);
     const answers = await Promise.all(["a", "b", "c"].map((id) => post(test.app, alert(id))));
     for (const res of answers) {
       assert.equal(res.status, 503);
@@ -101,14 +99,7 @@ for (const engine of ENGINES) {
     await using t = await createTestDb(engine);
     const trader = await insertTrader(t.db);
     await using test = createTestApp({ db: t.db });
-    const alert = (id: string) => ({
-      key: trader.key,
-      ticker: "AAPL",
-      action: "buy",
-      quantity: 1,
-      price: 190,
-      id,
-    });
+    const alert = (id: string) => aaplBuy(trader.key, id);
     assert.equal((await post(test.app, alert("first"))).status, 202); // key and account remembered
     await t.db.query(`UPDATE broker_accounts SET symbol_map = '{"AAPL":"AAPL.X"}' WHERE id = $1`, [
       trader.accountId,
