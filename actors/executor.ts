@@ -30,6 +30,8 @@ import {
   type Claim,
   claimForExecution,
   createOrder,
+  createSplitClose,
+  endedSignals,
   ExecutionBatches,
   type ExecutorAccount,
   getAccount,
@@ -45,6 +47,9 @@ import {
   resizeNewOrder,
   setSignalStatus,
   type SettledOrder,
+  type SplitEntry,
+  splitEntryOf,
+  waitingEntries,
 } from "../db/executions.ts";
 import type { Queue } from "../db/queue.ts";
 import { type SignalRow, type SignalStatus, unfinishedSignals } from "../db/signals.ts";
@@ -91,8 +96,12 @@ export const LEG_RULE =
 
 /**
  * Whether a broker takes one order that turns a long into a short or back. Alpaca does not
- * ("insufficient qty available"): such a signal is refused before anything is touched, so the
- * position keeps its exit legs, instead of canceling them for an order the broker then refuses.
+ * ("insufficient qty available"), so there a flip is split ({@linkcode splitFlip}): the signal's
+ * own order closes the position, and an entry signal, written with it in one transaction, opens
+ * the new side once the close has ended — if it filled, or nothing is left of the old side, and
+ * the entry is still young enough for the risk limits. An entry never splits again: if the
+ * position changed under it so that it would flip, it is refused with
+ * {@linkcode flipRefusal}'s reason.
  */
 export const FLIPS_IN_ONE_ORDER: Readonly<Record<BrokerKind, boolean>> = {
   paper: true,
@@ -114,6 +123,29 @@ export function flipRefusal(
   if (Math.sign(after) !== -Math.sign(position)) return null;
   const held = `${position > 0 ? "long" : "short"} ${toDecimal(Math.abs(position))} ${symbol}`;
   return `Cannot flip the position in one order at ${broker}: you are ${held} and this ${request.side}s ${request.quantity}. Send a close first, then the new entry. Nothing was changed; the open bracket legs stay`;
+}
+
+/**
+ * A flip that the broker cannot do in one order, in two: the close (the request sized to the
+ * position, without the bracket, which belongs to the new side) and the quantity left for the
+ * entry. Null when `request` does not flip `position`.
+ */
+export function splitFlip(
+  position: number,
+  request: OrderRequest,
+): { close: OrderRequest; entryQuantity: string } | null {
+  if (position === 0) return null;
+  const signed = (request.side === "buy" ? 1 : -1) * Number(request.quantity);
+  if (Math.sign(position + signed) !== -Math.sign(position)) return null;
+  return {
+    close: withoutBracket({ ...request, quantity: toDecimal(Math.abs(position)) }),
+    entryQuantity: toDecimal(Math.abs(position + signed)),
+  };
+}
+
+function withoutBracket(request: OrderRequest): OrderRequest {
+  const { takeProfit: _tp, stopLoss: _sl, ...rest } = request;
+  return rest;
 }
 
 /** True when an order on `side` must first cancel the symbol's exit legs ({@linkcode LEG_RULE}). */
@@ -190,6 +222,8 @@ interface State {
   flushScheduled: boolean;
   /** A timer's poll waits in the mailbox. */
   pollQueued: boolean;
+  /** Entries of split flips waiting for their close: close signal id → entry signal id. */
+  entries: Map<string, string>;
 }
 
 /** What settling a broker answer in memory produced, to write and then announce. */
@@ -317,6 +351,7 @@ export function executorBehavior(
         pending: [],
         flushScheduled: false,
         pollQueued: false,
+        entries: await waitingEntries(db, accountId),
       };
       if (broker.kind !== "paper") {
         state.timer = setInterval(() => {
@@ -365,6 +400,7 @@ export function executorBehavior(
             return state;
           }
           await guarded(state, ctx, msg.signalId, () => execute(state, msg, ctx));
+          await releaseEntries(state, ctx);
           return state;
         case "flush":
           state.flushScheduled = false; // flushPending above ran the pending signals
@@ -376,6 +412,7 @@ export function executorBehavior(
           state.pollQueued = false;
           await poll(state, ctx);
           await sweep(state, ctx);
+          await releaseEntries(state, ctx);
           return state;
         case "sweep":
           await sweep(state, ctx);
@@ -460,6 +497,15 @@ export function executorBehavior(
       await onPrice(state, signal.symbol, Number(signal.price), now, ctx);
     }
 
+    // An entry of a split flip, not yet written: may it open the new side? (Once written, it is
+    // reconciled like any order: the position may well be its own fill by then.)
+    if (signal.parentSignalId && !claim.order) {
+      const blocked = await entryBlocked(state, signal);
+      if (blocked) {
+        await refuse(state, signal, null, blocked, ctx);
+        return;
+      }
+    }
     const existing = claim.order;
     if (existing && existing.status !== "new") {
       await reconcile(state, existing, signal, ctx);
@@ -487,10 +533,23 @@ export function executorBehavior(
       await refuse(state, signal, existing, planned.reject, ctx);
       return;
     }
-    const flip = refusedFlip(state, planned.request);
+    let request = planned.request;
+    let entry: SplitEntry | null = null;
+    const flip = refusedFlip(state, request);
     if (flip) {
-      await refuse(state, signal, existing, flip, ctx);
-      return;
+      // Written before (then it was sized as a close) or an entry itself: never split again.
+      const split = existing || signal.parentSignalId
+        ? null
+        : splitFlip(state.positions.get(request.symbol)?.quantity ?? 0, request);
+      if (!split) {
+        await refuse(state, signal, existing, flip, ctx);
+        return;
+      }
+      request = split.close;
+      entry = { id: uuidv7(clock.now()), quantity: split.entryQuantity };
+    } else if (existing && (request.takeProfit || request.stopLoss)) {
+      // The close of a split, again after a crash or a retry: its bracket is the entry's.
+      if (await splitEntryOf(db, signal.id)) request = withoutBracket(request);
     }
     const gate = state.breaker.tryAcquire();
     if (!gate.allowed) {
@@ -506,9 +565,11 @@ export function executorBehavior(
       return;
     }
     const order = existing ??
-      (await createOrder(db, newOrderFor(state, signal, planned.request), now)).order;
+      (entry
+        ? await split(state, signal, request, entry, now, ctx)
+        : (await createOrder(db, newOrderFor(state, signal, request), now)).order);
     const attempt = msg.attempt ?? 1;
-    const cleared = await clearLegs(state, order, planned.request, signal, {
+    const cleared = await clearLegs(state, order, request, signal, {
       attempt,
       maxAgeMs,
       written: existing !== null,
@@ -517,6 +578,70 @@ export function executorBehavior(
     await place(state, order, cleared.request, signal, attempt, maxAgeMs, ctx, {
       call: cleared.legsCanceled ? placeAfterLegsFailed(order.symbol) : PLACE_FAILED,
     });
+  }
+
+  /** Writes a split flip's close and its entry ({@linkcode createSplitClose}); the close's order. */
+  async function split(
+    state: State,
+    signal: SignalRow,
+    close: OrderRequest,
+    entry: SplitEntry,
+    now: Date,
+    ctx: ActorContext<ExecutorCommand>,
+  ): Promise<OrderRow> {
+    const { order, created } = await createSplitClose(
+      db,
+      newOrderFor(state, signal, close),
+      now,
+      entry,
+    );
+    if (!created) return order;
+    state.entries.set(signal.id, entry.id);
+    ctx.log.info("Flip split into a close and an entry", {
+      signal_id: signal.id,
+      entry_signal_id: entry.id,
+      account_id: accountId,
+      symbol: close.symbol,
+      close_quantity: close.quantity,
+      entry_quantity: entry.quantity,
+    });
+    publish(state, "signal.received", {
+      signalId: entry.id,
+      splitFrom: signal.id,
+      ticker: signal.ticker,
+      symbol: signal.symbol,
+      action: signal.action,
+      quantity: entry.quantity,
+    });
+    return order;
+  }
+
+  /**
+   * Why the entry of a split flip may not open the new side: its close ended without filling
+   * and part of the old position is still there. Null when it may go on.
+   */
+  async function entryBlocked(state: State, signal: SignalRow): Promise<string | null> {
+    const [close] = await endedSignals(db, [signal.parentSignalId!]);
+    if (!close) return null; // the close is gone (deleted with its data): nothing to wait for
+    const left = signal.symbol ? state.positions.get(signal.symbol)?.quantity ?? 0 : 0;
+    if (close.status === "filled" || left === 0) return null;
+    return `Cannot open the new side: closing the position first ended ${close.status}${
+      close.reason ? ` (${close.reason})` : ""
+    }, and ${toDecimal(Math.abs(left))} ${signal.symbol} is still ${
+      left > 0 ? "long" : "short"
+    }; nothing was sent for this entry`;
+  }
+
+  /** Tells the entries whose close has ended to run (one statement while any wait). */
+  async function releaseEntries(state: State, ctx: ActorContext<ExecutorCommand>) {
+    if (state.entries.size === 0) return;
+    for (const close of await endedSignals(db, [...state.entries.keys()])) {
+      const entry = state.entries.get(close.id)!;
+      state.entries.delete(close.id);
+      // Not awaited: with a full mailbox the tell waits for room, and we are the reader. A tell
+      // lost here is found by ingest's sweep: the entry is an accepted signal.
+      ctx.self.tell({ type: "execute", signalId: entry, recovering: false }).catch(() => {});
+    }
   }
 
   /**

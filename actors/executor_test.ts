@@ -31,6 +31,7 @@ import {
   type ExecutorStatus,
   flipRefusal,
   RETRY_MESSAGE,
+  splitFlip,
 } from "./executor.ts";
 import type { RunningChild } from "./supervisor.ts";
 
@@ -1937,33 +1938,228 @@ Deno.test("executor restarted with a paper bracket open keeps its links: one leg
   assert.equal(await positionOf(h, "MSFT"), 2);
 });
 
-Deno.test("executor refuses a flip at Alpaca before touching the legs, so the position stays protected", async () => {
+/** The entry a split flip wrote for `closeId`, once the close's order is written. */
+async function entryOf(h: Harness, closeId: string): Promise<SignalRow> {
+  const [row] = await h.db.query<{ id: string }>(
+    "SELECT id FROM signals WHERE parent_signal_id = $1",
+    [closeId],
+  );
+  assert.ok(row, `signal ${closeId} has no entry`);
+  return (await getSignal(h.db, row.id))!;
+}
+
+async function reasonOf(h: Harness, signalId: string): Promise<string | null> {
+  const [row] = await h.db.query<{ reason: string | null }>(
+    "SELECT reason FROM signals WHERE id = $1",
+    [signalId],
+  );
+  return row?.reason ?? null;
+}
+
+Deno.test("executor splits a flip at Alpaca into a close and an entry that carries the bracket", async () => {
   await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
   await using h = await startHarness({ alpaca: fake });
-  const { entry, tp, sl } = await alpacaBracket(h, fake);
+  const { entry: long, tp, sl } = await alpacaBracket(h, fake);
 
-  // Alpaca never flips a position in one order: refused here, with the legs left working.
-  const flip = await h.run({ ticker: "AAPL", action: "sell", quantity: 15, price: 104 });
-  assert.equal(flip.status, "rejected");
-  const reason =
-    "Cannot flip the position in one order at alpaca: you are long 10 AAPL and this sells 15. Send a close first, then the new entry. Nothing was changed; the open bracket legs stay";
-  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
-    flip.id,
+  // Alpaca never flips a position in one order: the signal closes the long 10 (its legs first),
+  // and its entry half opens the short 5 with the bracket the alert asked for.
+  const flip = await h.run({
+    ticker: "AAPL",
+    action: "sell",
+    quantity: 15,
+    price: 104,
+    take_profit: 96,
+    stop_loss: 108,
+  });
+  assert.equal(flip.status, "filled");
+  const entry = await entryOf(h, flip.id);
+  assert.equal((await h.finished(entry.id)).status, "filled");
+  assert.deepEqual(
+    [entry.parentSignalId, entry.side, entry.quantity, entry.takeProfit, entry.stopLoss],
+    [flip.id, "sell", "5", "96", "108"],
+  );
+  assert.equal(entry.receivedAt.getTime(), flip.receivedAt.getTime(), "the entry is as old");
+  assert.deepEqual([tp.status, sl.status], ["canceled", "canceled"]);
+  assert.deepEqual((await legRows(h, long.id)).map((l) => l.status), ["canceled", "canceled"]);
+
+  const close = fake.orders.get(flip.id)!;
+  assert.deepEqual(
+    [close.side, close.qty, close.status, close.order_class, close.legs ?? null],
+    ["sell", "10", "filled", "", null],
+  );
+  const short = fake.orders.get(entry.id)!;
+  assert.deepEqual([short.side, short.qty, short.status, short.order_class], [
+    "sell",
+    "5",
+    "filled",
+    "bracket",
   ]);
-  assert.equal(row?.reason, reason);
-  assert.deepEqual(eventsOf(h, "signal.rejected", flip.id).map((e) => e.data.reason), [reason]);
-  assert.deepEqual([tp.status, sl.status], ["new", "new"]);
-  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["pending", "pending"]);
-  assert.equal(fake.orders.has(flip.id), false);
-  assert.equal(await positionOf(h), 10);
-
-  // A close, then the short entry, works: the legs go first, the position ends short 5.
-  const close = await h.run({ ticker: "AAPL", action: "close", price: 104 });
-  assert.equal(close.status, "filled");
-  assert.deepEqual((await legRows(h, entry.id)).map((l) => l.status), ["canceled", "canceled"]);
-  const short = await h.run({ ticker: "AAPL", action: "sell", quantity: 5, price: 104 });
-  assert.equal(short.status, "filled");
+  assert.deepEqual(short.legs!.map((l) => [l.type, l.limit_price ?? l.stop_price]), [
+    ["limit", "96"],
+    ["stop", "108"],
+  ]);
   assert.equal(await positionOf(h), -5);
+  assert.deepEqual((await h.orders(flip.id)).map((o) => [o.leg, o.side, o.quantity, o.status]), [
+    ["entry", "sell", "10", "filled"],
+  ]);
+
+  const split = (await h.journal(flip.id)).filter((j) => j.event === "signal.split");
+  assert.deepEqual(split.map((j) => j.data), [{
+    entry_signal_id: entry.id,
+    close_quantity: "10",
+    entry_quantity: "5",
+  }]);
+  assert.deepEqual((await h.journal(entry.id)).map((j) => j.event).slice(0, 2), [
+    "signal.accepted",
+    "order.created",
+  ]);
+  assert.equal(eventsOf(h, "signal.received", entry.id).length, 1);
+  assert.equal(eventsOf(h, "trade.closed").length, 1);
+});
+
+Deno.test("a split flip's entry waits for its close, across a restart, and runs once", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake, pollIntervalMs: 10 });
+  assert.equal(
+    (await h.run({ ticker: "AAPL", action: "buy", quantity: 4, price: 100 })).status,
+    "filled",
+  );
+
+  // A limit flip below the market: the close rests at the broker, so the entry must wait.
+  const flipId = await h.accept({
+    ticker: "AAPL",
+    action: "sell",
+    quantity: 10,
+    order_type: "limit",
+    limit_price: 103,
+  });
+  await h.execute(flipId);
+  await until(async () => (await getSignal(h.db, flipId))?.status === "placed", "close placed");
+  const entry = await entryOf(h, flipId);
+  // Told to run early (ingest's sweep does so), it stays accepted: it cannot be claimed yet.
+  await h.execute(entry.id);
+  await h.status();
+  assert.equal((await getSignal(h.db, entry.id))?.status, "accepted");
+  assert.equal(fake.orders.has(entry.id), false);
+
+  // A restart in between: the new executor knows the entry still waits.
+  await h.stop();
+  await h.start();
+  fake.fillOrder(flipId);
+  assert.equal((await h.finished(flipId)).status, "filled");
+  await until(() => fake.orders.get(entry.id), "the entry's order at the broker");
+  const short = fake.orders.get(entry.id)!;
+  assert.deepEqual([short.side, short.qty, short.type, short.limit_price], [
+    "sell",
+    "6",
+    "limit",
+    "103",
+  ]);
+  // Another restart while the entry rests: it is reconciled as the order it is, not re-judged.
+  await until(async () => (await getSignal(h.db, entry.id))?.status === "placed", "entry placed");
+  await h.stop();
+  await h.start();
+  fake.fillOrder(entry.id);
+  assert.equal((await h.finished(entry.id)).status, "filled");
+  assert.equal(await positionOf(h), -6);
+  const posts = fake.requests.filter((r) => r.method === "POST" && r.path === "/v2/orders");
+  assert.equal(posts.length, 3, "the long, the close, the entry: each submitted once");
+});
+
+Deno.test("a split flip's entry is refused when its close is refused, and nothing is sent for it", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake });
+  assert.equal(
+    (await h.run({ ticker: "AAPL", action: "buy", quantity: 4, price: 100 })).status,
+    "filled",
+  );
+  fake.faults.add({
+    method: "POST",
+    path: "/v2/orders",
+    kind: "status",
+    status: 403,
+    body: { code: 40310000, message: "account is not allowed to short" },
+  });
+  const flip = await h.run({ ticker: "AAPL", action: "sell", quantity: 10, price: 100 });
+  assert.equal(flip.status, "rejected");
+  const entry = await entryOf(h, flip.id);
+  assert.equal((await h.finished(entry.id)).status, "rejected");
+  assert.equal(
+    await reasonOf(h, entry.id),
+    "Cannot open the new side: closing the position first ended rejected (Broker refused the order: account is not allowed to short), and 4 AAPL is still long; nothing was sent for this entry",
+  );
+  assert.equal(fake.orders.has(entry.id), false);
+  const posts = fake.requests.filter((r) => r.method === "POST" && r.path === "/v2/orders");
+  assert.equal(posts.length, 2, "the long and the refused close; nothing for the entry");
+  assert.equal(await positionOf(h), 4);
+});
+
+Deno.test("a split flip's entry is refused when its close fills after the signal grew too old", async () => {
+  const clock = new FakeClock();
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" }, now: () => clock.now() });
+  await using h = await startHarness({
+    alpaca: fake,
+    clock,
+    risk: { max_signal_age_seconds: 30 },
+    pollIntervalMs: 10,
+  });
+  assert.equal(
+    (await h.run({ ticker: "AAPL", action: "buy", quantity: 4, price: 100 })).status,
+    "filled",
+  );
+  const flipId = await h.accept({
+    ticker: "AAPL",
+    action: "sell",
+    quantity: 10,
+    order_type: "limit",
+    limit_price: 103,
+  });
+  await h.execute(flipId);
+  await until(async () => (await getSignal(h.db, flipId))?.status === "placed", "close placed");
+  const entry = await entryOf(h, flipId);
+
+  // The close fills a minute later: the trader is flat, and the short is not opened stale.
+  await clock.advance(60_000);
+  fake.fillOrder(flipId);
+  assert.equal((await h.finished(flipId)).status, "filled");
+  assert.equal((await h.finished(entry.id)).status, "rejected");
+  assert.equal(await reasonOf(h, entry.id), "Signal is 60 s old; the maximum age is 30 s");
+  assert.equal(fake.orders.has(entry.id), false);
+  assert.equal(await positionOf(h), 0);
+});
+
+Deno.test("splitFlip: only an order that crosses zero; the close carries no bracket", () => {
+  const request = (side: "buy" | "sell", quantity: string): OrderRequest => ({
+    clientOrderId: "s1",
+    symbol: "AAPL",
+    side,
+    quantity,
+    type: "market",
+    timeInForce: "day",
+    takeProfit: { limitPrice: "90" },
+    stopLoss: { stopPrice: "110" },
+  });
+  assert.equal(splitFlip(0, request("sell", "5")), null, "opening");
+  assert.equal(splitFlip(10, request("sell", "10")), null, "a close");
+  assert.equal(splitFlip(10, request("sell", "4")), null, "a reduction");
+  assert.equal(splitFlip(10, request("buy", "4")), null, "adding");
+  const split = splitFlip(10, request("sell", "15"))!;
+  assert.deepEqual(split.close, {
+    clientOrderId: "s1",
+    symbol: "AAPL",
+    side: "sell",
+    quantity: "10",
+    type: "market",
+    timeInForce: "day",
+  });
+  assert.equal(split.entryQuantity, "5");
+  assert.deepEqual(
+    [
+      splitFlip(-0.5, request("buy", "1.25"))?.close.quantity,
+      splitFlip(-0.5, request("buy", "1.25"))?.entryQuantity,
+    ],
+    ["0.5", "0.75"],
+  );
 });
 
 Deno.test("flipRefusal: only a broker that cannot flip, only an order that crosses zero", () => {

@@ -104,7 +104,8 @@ export interface Claim {
  * Claims a signal for execution in ONE statement: `accepted` → `executing` (or, when
  * recovering, an `executing`/`placed` one as it is), returning it with the order already
  * written for it (after a crash) and the account and global kill switches. Null when the signal
- * is not claimable (finished, or claimed elsewhere).
+ * is not claimable (finished, claimed elsewhere, or the entry of a split flip whose close has
+ * not ended yet: see {@linkcode createSplitClose}).
  */
 export async function claimForExecution(
   db: Queryable,
@@ -117,7 +118,9 @@ export async function claimForExecution(
   const [row] = await db.query<Record<string, unknown>>(
     claimStatement(
       "SET status = CASE WHEN status = 'accepted' THEN 'executing' ELSE status END",
-      "WHERE id = $1 AND status = ANY($4::text[])",
+      `WHERE id = $1 AND status = ANY($4::text[])
+         AND NOT EXISTS (SELECT 1 FROM signals p WHERE p.id = signals.parent_signal_id
+                           AND p.status IN ('accepted', 'executing', 'placed'))`,
     ),
     [signalId, now, accountId, states],
   );
@@ -502,6 +505,98 @@ export async function createOrder(
   const existing = await getOrderByClientOrderId(db, order.clientOrderId);
   if (!existing) throw new Error(`Cannot create order "${order.clientOrderId}": it vanished`);
   return { created: false, order: existing };
+}
+
+/**
+ * The entry half of a split flip: a new signal that opens the new side with `quantity`, written
+ * by {@linkcode createSplitClose}.
+ */
+export interface SplitEntry {
+  id: string;
+  quantity: string;
+}
+
+/**
+ * Writes the close half of a flip that the broker cannot do in one order — `order`, the
+ * signal's own order, sized to the position — and, in the SAME transaction, the entry half: a
+ * signal that copies the parent (its prices, brackets, receipt time, hence its age) with the
+ * rest of the quantity, `accepted`, pointing at the parent. That entry cannot be claimed until
+ * the parent has ended ({@linkcode claimForExecution}), so a crash anywhere leaves either
+ * nothing or both halves, and the entry never runs before its close. Journals `signal.split`
+ * on the parent and `signal.accepted` on the entry. Written again (a retry), it changes nothing.
+ */
+export async function createSplitClose(
+  db: Db,
+  order: NewOrder,
+  now: Date,
+  entry: SplitEntry,
+): Promise<{ created: boolean; order: OrderRow }> {
+  return await db.transaction(async (tx) => {
+    const written = await createOrder(tx, order, now);
+    if (!written.created) return written;
+    const [row] = await tx.query<{ id: string }>(
+      `WITH entry AS (
+         INSERT INTO signals (id, user_id, account_id, key_id, source, dedup_key, raw_body, account_alias, ticker,
+                              symbol, action, side, quantity, order_type, time_in_force, price, limit_price, stop_price,
+                              take_profit, stop_loss, sender_id, strategy, comment, signal_time, status, received_at,
+                              accepted_at, parent_signal_id)
+         SELECT $1, user_id, account_id, key_id, source, 'split:' || id::text, raw_body, account_alias, ticker,
+                symbol, action, side, $2::numeric, order_type, time_in_force, price, limit_price, stop_price,
+                take_profit, stop_loss, sender_id, strategy, comment, signal_time, 'accepted', received_at,
+                $3, id
+         FROM signals WHERE id = $4
+         RETURNING id, user_id, account_id
+       ), journaled AS (
+         INSERT INTO journal (user_id, account_id, signal_id, event, data, at)
+         SELECT user_id, account_id, $4, 'signal.split',
+                jsonb_build_object('entry_signal_id', id, 'close_quantity', $5::text, 'entry_quantity', $2::text), $3
+         FROM entry
+         UNION ALL
+         SELECT user_id, account_id, id, 'signal.accepted',
+                jsonb_build_object('split_from', $4::text, 'source', 'split'), $3
+         FROM entry
+       )
+       SELECT id FROM entry`,
+      [entry.id, entry.quantity, now, order.signalId, order.quantity],
+    );
+    if (!row) throw new Error(`Cannot split signal "${order.signalId}": it vanished`);
+    return written;
+  });
+}
+
+/** The entry a signal was split into, if it was (see {@linkcode createSplitClose}). */
+export async function splitEntryOf(db: Queryable, signalId: string): Promise<string | null> {
+  const [row] = await db.query<{ id: string }>(
+    "SELECT id FROM signals WHERE parent_signal_id = $1",
+    [signalId],
+  );
+  return row?.id ?? null;
+}
+
+/** The entries of split flips on an account that still wait for their close, by close. */
+export async function waitingEntries(
+  db: Queryable,
+  accountId: string,
+): Promise<Map<string, string>> {
+  const rows = await db.query<{ id: string; parentId: string }>(
+    `SELECT id, parent_signal_id AS "parentId" FROM signals
+     WHERE account_id = $1 AND parent_signal_id IS NOT NULL AND status = 'accepted'`,
+    [accountId],
+  );
+  return new Map(rows.map((r) => [r.parentId, r.id]));
+}
+
+/** Which of these signals have ended, with their status and reason. */
+export async function endedSignals(
+  db: Queryable,
+  ids: readonly string[],
+): Promise<Array<{ id: string; status: SignalStatus; reason: string | null }>> {
+  if (ids.length === 0) return [];
+  return await db.query<{ id: string; status: SignalStatus; reason: string | null }>(
+    `SELECT id, status, reason FROM signals
+     WHERE id = ANY($1::uuid[]) AND status NOT IN ('accepted', 'executing', 'placed')`,
+    [ids],
+  );
 }
 
 /** A new fill to record, with the position and P&L it produces (computed by the executor). */

@@ -7,6 +7,8 @@ import { DbUnavailableError, isDbUnavailable, type Queryable } from "./client.ts
 import {
   claimForExecution,
   createOrder,
+  createSplitClose,
+  endedSignals,
   ExecutionBatches,
   lastPrice,
   type NewOrder,
@@ -16,6 +18,8 @@ import {
   resizeNewOrder,
   setSignalStatus,
   type SettledOrder,
+  splitEntryOf,
+  waitingEntries,
 } from "./executions.ts";
 import { acceptSignal } from "./signals.ts";
 
@@ -415,5 +419,81 @@ for (const engine of ENGINES) {
 
     await t.db.query("UPDATE orders SET status = 'pending' WHERE id = $1", [close.id]);
     assert.equal(await resizeNewOrder(t.db, close, { reason: "r", at: at() }), null);
+  });
+}
+
+for (const engine of ENGINES) {
+  Deno.test(`${engine}: a split close and its entry are written together, once, and the entry is claimable only after the close ends`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const closeId = await acceptBuy(t.db, trader, "flip", at);
+    const entry = { id: uuidv7(at.getTime()), quantity: "3" };
+    const close = { ...marketBuyOrder(trader, closeId, uuidv7(at.getTime())), quantity: "2" };
+
+    const first = await createSplitClose(t.db, close, at, entry);
+    assert.deepEqual([first.created, first.order.quantity], [true, "2"]);
+    // Written again (a retry after a crash): the same order, no second entry.
+    const again = await createSplitClose(t.db, { ...close, id: uuidv7(at.getTime()) }, at, {
+      id: uuidv7(at.getTime()),
+      quantity: "3",
+    });
+    assert.deepEqual([again.created, again.order.id], [false, close.id]);
+    const entries = await t.db.query<
+      { id: string; quantity: string; status: string; received_at: Date; dedup_key: string }
+    >(
+      `SELECT id, quantity::text AS quantity, status, received_at, dedup_key FROM signals
+       WHERE parent_signal_id = $1`,
+      [closeId],
+    );
+    assert.deepEqual(
+      entries.map((e) => [e.id, e.quantity, e.status, e.received_at.getTime(), e.dedup_key]),
+      [[entry.id, "3", "accepted", at.getTime(), `split:${closeId}`]],
+    );
+    assert.equal(await splitEntryOf(t.db, closeId), entry.id);
+    assert.deepEqual(await waitingEntries(t.db, trader.accountId), new Map([[closeId, entry.id]]));
+    const journal = await t.db.query<{ signal_id: string; event: string }>(
+      "SELECT signal_id, event FROM journal WHERE event IN ('signal.split', 'signal.accepted') ORDER BY id",
+    );
+    assert.deepEqual(journal.map((j) => [j.signal_id, j.event]), [
+      [closeId, "signal.accepted"],
+      [closeId, "signal.split"],
+      [entry.id, "signal.accepted"],
+    ]);
+
+    // The close is not finished: the entry cannot be claimed, however it is told to run.
+    const claimEntry = () =>
+      claimForExecution(t.db, entry.id, trader.accountId, at, { recovering: false });
+    assert.ok(await claimForExecution(t.db, closeId, trader.accountId, at, { recovering: false }));
+    assert.equal(await claimEntry(), null);
+    assert.equal((await endedSignals(t.db, [closeId, entry.id])).length, 0);
+    await setSignalStatus(t.db, closeId, "filled", null, at, {
+      userId: trader.userId,
+      accountId: trader.accountId,
+    });
+    assert.deepEqual([...await endedSignals(t.db, [closeId, entry.id])], [
+      { id: closeId, status: "filled", reason: null },
+    ]);
+    const claimed = await claimEntry();
+    assert.deepEqual([claimed?.signal.id, claimed?.signal.parentSignalId, claimed?.signal.status], [
+      entry.id,
+      closeId,
+      "executing",
+    ]);
+    assert.deepEqual(await waitingEntries(t.db, trader.accountId), new Map());
+  });
+
+  Deno.test(`${engine}: a split whose entry cannot be written writes no close either`, async () => {
+    await using t = await createTestDb(engine);
+    const trader = await insertTrader(t.db);
+    const at = new Date("2026-11-20T14:30:00Z");
+    const closeId = await acceptBuy(t.db, trader, "flip", at);
+    const close = marketBuyOrder(trader, closeId, uuidv7(at.getTime()));
+    // An entry id that is taken: its INSERT fails inside the transaction.
+    await assert.rejects(createSplitClose(t.db, close, at, { id: closeId, quantity: "1" }));
+    const [orders] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM orders");
+    assert.equal(orders!.n, 0);
+    const [signals] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM signals");
+    assert.equal(signals!.n, 1);
   });
 }

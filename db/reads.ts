@@ -83,6 +83,10 @@ export interface SignalView {
   take_profit: Decimal | null;
   stop_loss: Decimal | null;
   sender_id: string | null;
+  /** The signal this one is the entry of, when a flip was split (see db/executions.ts). */
+  parent_signal_id: string | null;
+  /** The entry this signal was split into, when it was a flip the broker cannot do in one order. */
+  entry_signal_id: string | null;
   strategy: unknown;
   comment: string | null;
   signal_time: Iso | null;
@@ -217,7 +221,8 @@ export function decodeCursor(text: string): Cursor | null {
 const SIGNAL_COLUMNS = `s.id, s.status, s.reason, s.source,
   COALESCE(a.alias, s.account_alias) AS account, s.account_id, s.ticker, s.symbol, s.action,
   s.side, s.quantity, s.order_type, s.time_in_force, s.price, s.limit_price, s.stop_price,
-  s.take_profit, s.stop_loss, s.sender_id, s.strategy, s.comment, s.signal_time, s.received_at,
+  s.take_profit, s.stop_loss, s.sender_id, s.parent_signal_id,
+  (SELECT e.id FROM signals e WHERE e.parent_signal_id = s.id) AS entry_signal_id, s.strategy, s.comment, s.signal_time, s.received_at,
   s.accepted_at, s.dispatched_at, s.ordered_at, s.filled_at, s.finished_at`;
 const SIGNAL_FROM =
   `signals s LEFT JOIN broker_accounts a ON a.id = s.account_id AND a.user_id = s.user_id`;

@@ -433,6 +433,11 @@ export interface SignalRow {
   status: SignalStatus;
   receivedAt: Date;
   signalTime: Date | null;
+  /**
+   * Set on the entry of a split flip: the signal whose close it waits for (see
+   * `createSplitClose` in db/executions.ts).
+   */
+  parentSignalId: string | null;
 }
 
 /** The columns of a {@linkcode SignalRow}, for queries that return one. */
@@ -440,7 +445,7 @@ export const SIGNAL_ROW_COLUMNS =
   `id, user_id AS "userId", account_id AS "accountId", ticker, symbol, action, side, quantity,
   order_type AS "orderType", time_in_force AS "timeInForce", price, limit_price AS "limitPrice",
   stop_price AS "stopPrice", take_profit AS "takeProfit", stop_loss AS "stopLoss", status,
-  received_at AS "receivedAt", signal_time AS "signalTime"`;
+  received_at AS "receivedAt", signal_time AS "signalTime", parent_signal_id AS "parentSignalId"`;
 
 /** Reads one signal. */
 export async function getSignal(db: Queryable, id: string): Promise<SignalRow | null> {

@@ -119,6 +119,14 @@ const Signal = z.object({
   take_profit: NDecimal,
   stop_loss: NDecimal,
   sender_id: nstr,
+  parent_signal_id: nstr.openapi({
+    description:
+      "Set on the entry half of a flip the broker cannot do in one order: the signal whose close it followed",
+  }),
+  entry_signal_id: nstr.openapi({
+    description:
+      "Set on a flip the broker cannot do in one order: the entry signal that opens the new side after this one's close",
+  }),
   strategy: z.unknown(),
   comment: nstr,
   signal_time: nstr,

@@ -322,6 +322,19 @@ signalsPage.get(
               </>
             }
           />
+          {s.parent_signal_id && (
+            <p class="banner" role="note">
+              The entry half of a flip your broker cannot do in one order: it opens the new side
+              after{" "}
+              <a href={`/signals/${s.parent_signal_id}`}>the signal that closed the position</a>.
+            </p>
+          )}
+          {s.entry_signal_id && (
+            <p class="banner" role="note">
+              A flip your broker cannot do in one order: this signal closed the position, and{" "}
+              <a href={`/signals/${s.entry_signal_id}`}>its entry signal</a> opens the new side.
+            </p>
+          )}
           {hasReason(s) && (
             <p class="banner danger" role="status">
               <strong>{s.status === "rejected" ? "Rejected" : "Reason"}:</strong> {s.reason}

@@ -130,6 +130,15 @@ for (const engine of ENGINES) {
     assert.ok(!detail.html.includes(ann.key.slice(4, 20)), "not even part of it");
     const rejectedDetail = await t.page(ann.userId, `/signals/${tsla}`, ZONE);
     assert.match(rejectedDetail.html, /Rejected:<\/strong>[^<]*TSLA/);
+    // A split flip's halves link to each other (Alpaca's; linked by hand here, on paper).
+    await db.query("UPDATE signals SET parent_signal_id = $1 WHERE id = $2", [aapl, aapl2]);
+    const close = await t.page(ann.userId, `/signals/${aapl}`, ZONE);
+    assert.match(close.html, /this signal closed the position/);
+    assert.ok(close.html.includes(`href="/signals/${aapl2}"`), "links its entry");
+    const entry = await t.page(ann.userId, `/signals/${aapl2}`, ZONE);
+    assert.match(entry.html, /The entry half of a flip/);
+    assert.ok(entry.html.includes(`href="/signals/${aapl}"`), "links its close");
+    await db.query("UPDATE signals SET parent_signal_id = NULL WHERE id = $1", [aapl2]);
 
     // Another user's signal, a malformed id: the 404 page, nothing of Ann's.
     const foreign = await t.page(bob.userId, `/signals/${aapl}`);
