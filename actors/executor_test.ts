@@ -2017,15 +2017,15 @@ Deno.test("executor splits a flip at Alpaca into a close and an entry that carri
   assert.equal(eventsOf(h, "trade.closed").length, 1);
 });
 
-Deno.test("a split flip's entry waits for its close, across a restart, and runs once", async () => {
-  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
-  await using h = await startHarness({ alpaca: fake, pollIntervalMs: 10 });
+/**
+ * Long 4 AAPL, then a limit flip (sell 10 at 103, above the market) that the fake leaves
+ * resting: its close is placed, its entry waits.
+ */
+async function restingFlip(h: Harness): Promise<{ flipId: string; entry: SignalRow }> {
   assert.equal(
     (await h.run({ ticker: "AAPL", action: "buy", quantity: 4, price: 100 })).status,
     "filled",
   );
-
-  // A limit flip below the market: the close rests at the broker, so the entry must wait.
   const flipId = await h.accept({
     ticker: "AAPL",
     action: "sell",
@@ -2035,7 +2035,14 @@ Deno.test("a split flip's entry waits for its close, across a restart, and runs 
   });
   await h.execute(flipId);
   await until(async () => (await getSignal(h.db, flipId))?.status === "placed", "close placed");
-  const entry = await entryOf(h, flipId);
+  return { flipId, entry: await entryOf(h, flipId) };
+}
+
+Deno.test("a split flip's entry waits for its close, across a restart, and runs once", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake, pollIntervalMs: 10 });
+  // A limit flip below the market: the close rests at the broker, so the entry must wait.
+  const { flipId, entry } = await restingFlip(h);
   // Told to run early (ingest's sweep does so), it stays accepted: it cannot be claimed yet.
   await h.execute(entry.id);
   await h.status();
@@ -2103,20 +2110,7 @@ Deno.test("a split flip's entry is refused when its close fills after the signal
     risk: { max_signal_age_seconds: 30 },
     pollIntervalMs: 10,
   });
-  assert.equal(
-    (await h.run({ ticker: "AAPL", action: "buy", quantity: 4, price: 100 })).status,
-    "filled",
-  );
-  const flipId = await h.accept({
-    ticker: "AAPL",
-    action: "sell",
-    quantity: 10,
-    order_type: "limit",
-    limit_price: 103,
-  });
-  await h.execute(flipId);
-  await until(async () => (await getSignal(h.db, flipId))?.status === "placed", "close placed");
-  const entry = await entryOf(h, flipId);
+  const { flipId, entry } = await restingFlip(h);
 
   // The close fills a minute later: the trader is flat, and the short is not opened stale.
   await clock.advance(60_000);
