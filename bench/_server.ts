@@ -14,6 +14,13 @@
  * - `floor`: a bare `Deno.serve` answering `{"status":"ok"}` to anything — the HTTP floor.
  * - `floor-insert`: the same, plus one INSERT per request over postgres.js into a table it
  *   creates (and drops on exit) in `DATABASE_URL` — the hot-path floor DESIGN.md names.
+ * - `floor-writes`: a bare `Deno.serve` that makes the app's durable writes for a paper fill in
+ *   the plainest way, over postgres.js into the app's own schema (migrated into `DATABASE_URL`,
+ *   one trader): per request, one statement (one commit) writes the dedup row, the signal and its
+ *   `signal.accepted` entry, and answers 202 (200 for a duplicate); then, not awaited, a second
+ *   statement writes the filled order, its fill, the position, four journal entries and the
+ *   signal's `filled` state. No authentication, validation, risk check, batching or actor: a
+ *   reference for what the writes alone cost, not the issue's floor.
  * - `app`: the real runtime, `start()` from main.ts, in production mode with random secrets,
  *   LOG_LEVEL=warning (at info the access log writes one JSON line per request and would be what
  *   we measure), RATE_LIMIT_PER_MINUTE=1000000, DATA_DIR=`BENCH_DATA_DIR` (required), on PGlite
@@ -38,7 +45,14 @@ import { createLogger, serializeError } from "../lib/log.ts";
 import type { Runtime } from "../main.ts";
 
 /** The kinds of server this script runs. */
-export const SERVER_MODES = ["floor", "floor-insert", "app", "ws-floor", "hub"] as const;
+export const SERVER_MODES = [
+  "floor",
+  "floor-insert",
+  "floor-writes",
+  "app",
+  "ws-floor",
+  "hub",
+] as const;
 /** A kind of server this script runs. */
 export type ServerMode = typeof SERVER_MODES[number];
 
@@ -114,6 +128,130 @@ async function startFloorInsert(databaseUrl: string): Promise<Running> {
     async stop() {
       await server.shutdown();
       await sql.unsafe(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+      await sql.end({ timeout: 5 });
+      return true;
+    },
+  };
+}
+
+/** `floor-writes`: the dedup row, the signal, `signal.accepted` — the acknowledged part. */
+const FLOOR_ACCEPT = `WITH dedup AS (
+     INSERT INTO signal_dedup (user_id, dedup_key, signal_id, expires_at)
+     VALUES ($1, $2, $3, $4::timestamptz + interval '60 seconds')
+     ON CONFLICT (user_id, dedup_key) DO NOTHING RETURNING signal_id
+   ), signal AS (
+     INSERT INTO signals (id, user_id, account_id, source, dedup_key, raw_body, account_alias, ticker, symbol,
+                          action, side, quantity, order_type, time_in_force, price, sender_id, status,
+                          received_at, accepted_at)
+     SELECT signal_id, $1, $5, 'tradingview', $2, $6, 'paper', $7, $7, $8, $8, $9, 'market', 'day', $10, $11,
+            'accepted', $4, $4
+     FROM dedup RETURNING id
+   ), journaled AS (
+     INSERT INTO journal (user_id, account_id, signal_id, event, data, at)
+     SELECT $1, $5, id, 'signal.accepted', jsonb_build_object('dedup_key', $2::text, 'source', 'tradingview'), $4
+     FROM signal
+   )
+   SELECT (SELECT id FROM signal) AS accepted`;
+
+/** `floor-writes`: the paper fill — order, fill, position, four journal entries, signal state. */
+const FLOOR_FILL = `WITH placed AS (
+     INSERT INTO orders (id, user_id, account_id, signal_id, leg, client_order_id, broker_order_id, symbol, side,
+                         quantity, order_type, time_in_force, status, broker_status, filled_quantity,
+                         average_fill_price, status_history, created_at, updated_at)
+     VALUES ($1::uuid, $2, $3, $4::uuid, 'entry', $4::uuid::text, $1::uuid::text, $5, $6, $7, 'market', 'day', 'filled', 'filled', $7, $8,
+             jsonb_build_array(jsonb_build_object('status', 'filled', 'at', $9::timestamptz)), $9, $9)
+     RETURNING id
+   ), filled AS (
+     INSERT INTO fills (id, order_id, user_id, account_id, broker_fill_id, symbol, side, quantity, price, filled_at)
+     SELECT $10::uuid, id, $2, $3, $10::uuid::text, $5, $6, $7, $8, $9 FROM placed
+   ), held AS (
+     INSERT INTO positions (account_id, symbol, user_id, quantity, average_price, last_price, opened_at, updated_at)
+     VALUES ($3, $5, $2, CASE WHEN $6 = 'buy' THEN $7::numeric ELSE -$7::numeric END, $8, $8, $9, $9)
+     ON CONFLICT (account_id, symbol) DO UPDATE
+       SET quantity = positions.quantity + EXCLUDED.quantity, last_price = EXCLUDED.last_price,
+           updated_at = EXCLUDED.updated_at
+   ), journaled AS (
+     INSERT INTO journal (user_id, account_id, signal_id, order_id, event, data, at)
+     SELECT $2, $3, $4::uuid, placed.id, e.event,
+            jsonb_build_object('symbol', $5::text, 'side', $6::text, 'quantity', $7::text, 'price', $8::text), $9
+     FROM placed CROSS JOIN (VALUES ('order.created'), ('order.updated'), ('order.filled'), ('signal.filled')) e (event)
+   )
+   UPDATE signals SET status = 'filled', dispatched_at = $9, ordered_at = $9, filled_at = $9, finished_at = $9
+   WHERE id = $4::uuid`;
+
+async function startFloorWrites(databaseUrl: string): Promise<Running> {
+  // Setup only: the app's migrations and one trader (the request path below uses none of it).
+  const { openPostgres } = await import("../db/postgres.ts");
+  const { migrateUp } = await import("../db/migrate.ts");
+  const { insertTrader } = await import("../tests/_fixtures.ts");
+  const setup = openPostgres(databaseUrl, { poolSize: 1 });
+  let trader: { userId: string; accountId: string };
+  try {
+    await migrateUp(setup);
+    trader = await insertTrader(setup);
+  } finally {
+    await setup.close();
+  }
+  const sql = postgres(databaseUrl, { max: 10, onnotice: () => {}, connect_timeout: 10 });
+  let failures = 0;
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve(listenOptions(listening.resolve), async (req) => {
+    try {
+      const body = await req.text();
+      const alert = JSON.parse(body) as Record<string, string | number>;
+      const now = new Date();
+      const id = crypto.randomUUID();
+      const symbol = String(alert.ticker);
+      const side = String(alert.action);
+      const quantity = String(alert.quantity);
+      const price = String(alert.price);
+      const [row] = await sql.unsafe(FLOOR_ACCEPT, [
+        trader.userId,
+        `sender:${alert.id}`,
+        id,
+        now,
+        trader.accountId,
+        body,
+        symbol,
+        side,
+        quantity,
+        price,
+        String(alert.id),
+      ], { prepare: true });
+      if (!row?.accepted) return new Response(OK_BODY, { headers: JSON_HEADERS });
+      const filledAt = new Date();
+      sql.unsafe(FLOOR_FILL, [
+        crypto.randomUUID(),
+        trader.userId,
+        trader.accountId,
+        id,
+        symbol,
+        side,
+        quantity,
+        price,
+        filledAt,
+        crypto.randomUUID(),
+      ], { prepare: true }).catch((error) => {
+        if (failures++ < 5) {
+          writeStderr(JSON.stringify({ message: "fill failed", error: String(error) }));
+        }
+      });
+      return new Response(JSON.stringify({ signal_id: id }), {
+        status: 202,
+        headers: JSON_HEADERS,
+      });
+    } catch (error) {
+      return new Response(JSON.stringify({ error: String(error) }), {
+        status: 500,
+        headers: JSON_HEADERS,
+      });
+    }
+  });
+  const url = urlOf(await listening.promise);
+  return {
+    url,
+    async stop() {
+      await server.shutdown();
       await sql.end({ timeout: 5 });
       return true;
     },
@@ -196,6 +334,9 @@ async function main(args: string[]): Promise<number> {
       break;
     case "floor-insert":
       running = await startFloorInsert(databaseUrl);
+      break;
+    case "floor-writes":
+      running = await startFloorWrites(databaseUrl);
       break;
     case "ws-floor": {
       const { startWsFloor } = await import("./_hub_server.ts");

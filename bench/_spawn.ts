@@ -130,7 +130,7 @@ export async function spawnServer(
   ];
   // `hub` is the app with the bench's users and trigger: always on PostgreSQL.
   const isApp = mode === "app" || mode === "hub";
-  const usesPostgres = mode === "floor-insert" || mode === "hub" ||
+  const usesPostgres = mode === "floor-insert" || mode === "floor-writes" || mode === "hub" ||
     (mode === "app" && options.postgres === true);
   if (isApp && options.appConfig) env.BENCH_APP_CONFIG = JSON.stringify(options.appConfig);
   if (mode === "hub" && options.hubUsers !== undefined) {

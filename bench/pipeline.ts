@@ -16,6 +16,10 @@
  * - unfilled: signals on disk that never reached `filled` within DRAIN_LIMIT_MS (must be 0), and
  *   how long after the load's last answer the last of them finished (the backlog's drain).
  *
+ * Beside them, `floor-writes` (a reference, not the issue's floor): a bare `Deno.serve` making the
+ * app's durable writes for each paper fill in the plainest way, to tell what the writes alone cost
+ * from what the app adds to them.
+ *
  * Every request is a distinct signal (unique `id`) with a `price`, so the paper broker fills it
  * at once; they go round-robin to ACCOUNTS traders, each with its own paper account (one
  * executor per account, serial by design) and its own ticker, buying and selling in turn.
@@ -505,14 +509,20 @@ function searchRow(label: string, s: Search): string[] {
 export async function bench(): Promise<void> {
   const servers: BenchServer[] = [];
   let db: Db | undefined;
+  let writesDb: Db | undefined;
   try {
     const spawned = performance.now();
     const floorServer = await spawnServer("floor-insert");
     servers.push(floorServer);
     const appServer = await spawnServer("app", { postgres: true, appConfig: APP_CONFIG });
     servers.push(appServer);
+    const writesServer = await spawnServer("floor-writes");
+    servers.push(writesServer);
     progress(`floor-insert and app (postgres) up in ${ms(performance.now() - spawned)} ms`);
-    if (!appServer.databaseUrl) throw new Error("The app bench server has no database URL");
+    if (!appServer.databaseUrl || !writesServer.databaseUrl) {
+      throw new Error("The app and floor-writes bench servers must have a database URL");
+    }
+    writesDb = openPostgres(writesServer.databaseUrl, { poolSize: 2 });
 
     db = openPostgres(appServer.databaseUrl, { poolSize: 2 });
     const traders: TraderFixture[] = [];
@@ -532,20 +542,30 @@ export async function bench(): Promise<void> {
       isOk: (status) => status === 202,
       db,
     };
+    const writes: Target = {
+      label: "floor-writes",
+      server: writesServer,
+      feed: new SignalFeed(`${writesServer.url}/hook`, traders),
+      isOk: (status) => status === 202,
+      db: writesDb,
+    };
+    const targets = [floor, writes, app];
 
     // Warm both (JIT, connections, the executors start on their first signal), then run each
     // rate REPS times, interleaved; the app's backlog drains before the next run starts.
-    for (const t of [floor, app]) await measure(t, WARMUP.ratePerSecond, WARMUP.durationMs);
-    const runs = new Map([floor, app].map((t) => [t.label, RATES.map((): Run[] => [])]));
+    for (const t of targets) await measure(t, WARMUP.ratePerSecond, WARMUP.durationMs);
+    const runs = new Map(targets.map((t) => [t.label, RATES.map((): Run[] => [])]));
     for (let rep = 0; rep < REPS; rep++) {
       for (const [i, r] of RATES.entries()) {
-        for (const t of [floor, app]) runs.get(t.label)![i]!.push(await measure(t, r, RUN_MS[i]!));
+        for (const t of targets) runs.get(t.label)![i]!.push(await measure(t, r, RUN_MS[i]!));
       }
       progress(`fixed rates: repetition ${rep + 1}/${REPS} done`);
     }
 
     progress("searching the max rates");
     const floorMax = await search(floor, { startRate: 2000, budgetMs: 15_000 });
+    const writesMax = await search(writes, { startRate: 600, budgetMs: 15_000, restMs: 1000 });
+    await waitForDrain(writesDb); // its fills, not awaited by its answers, before the app's turn
     const appMax = await search(app, { startRate: 300, budgetMs: 20_000, restMs: 1000 });
     const pendingAfterSearch = await waitForDrain(db);
     const stepFills = new Map<MaxRateStep, FillStats>();
@@ -560,6 +580,7 @@ export async function bench(): Promise<void> {
 
     // Report.
     const floorRuns = runs.get(floor.label)!;
+    const writesRuns = runs.get(writes.label)!;
     const appRuns = runs.get(app.label)!;
     writeLine(
       `POST ${WEBHOOK_PATH} — full runtime on PostgreSQL, paper broker (app) vs bare Deno.serve + one INSERT (floor-insert)`,
@@ -576,6 +597,15 @@ export async function bench(): Promise<void> {
       "  each a distinct alert (unique id) with a price, buy and sell in turn per account;",
     );
     writeLine("  ack = client: scheduled send → 202 read (floor: → 200 after its INSERT);");
+    writeLine(
+      "  floor-writes = a reference, not the issue's floor: bare Deno.serve making the app's durable",
+    );
+    writeLine(
+      "    writes per paper fill the plainest way (accept statement, 202, then the fill statement;",
+    );
+    writeLine(
+      "    no auth, validation, risk, batching or actors) into the app's schema (bench/_server.ts);",
+    );
     writeLine(
       "  fill = signals.filled_at (server clock, stamped when the executor gets the paper fill; the",
     );
@@ -605,6 +635,7 @@ export async function bench(): Promise<void> {
       RUN_HEADER,
       RATES.flatMap((r, i) => [
         row("floor-insert", r, floorRuns[i]!),
+        row("floor-writes", r, writesRuns[i]!),
         row("app webhook", r, appRuns[i]!),
       ]),
     );
@@ -658,6 +689,7 @@ export async function bench(): Promise<void> {
     );
     writeTable(SEARCH_HEADER, [
       searchRow("floor-insert", floorMax),
+      searchRow("floor-writes", writesMax),
       searchRow("app webhook", appMax),
     ]);
     for (
@@ -727,6 +759,30 @@ export async function bench(): Promise<void> {
       `  for reference at 100/s: ack p99 ${ratio(p99(appRuns[i100]!) / p99(floorRuns[i100]!))}, ` +
         `fill p99 ${ratio(fillP99(appRuns[i100]!) / p99(floorRuns[i100]!))} of the floor's p99`,
     );
+    writeLine();
+    writeLine(
+      "For reference (not the issue's targets), app ÷ floor-writes — the same durable writes, done plainly:",
+    );
+    writeTable(["measure", "app", "floor-writes", "ratio"], [
+      [
+        "ack p99 at 1,000/s",
+        ms(p99(appRuns[i1000]!)),
+        ms(p99(writesRuns[i1000]!)),
+        ratio(p99(appRuns[i1000]!) / p99(writesRuns[i1000]!)),
+      ],
+      [
+        "fill p99 at 1,000/s",
+        ms(fillP99(appRuns[i1000]!)),
+        ms(fillP99(writesRuns[i1000]!)),
+        ratio(fillP99(appRuns[i1000]!) / fillP99(writesRuns[i1000]!)),
+      ],
+      [
+        "zero-loss max rate/s",
+        rate(appMax.found.maxRate),
+        rate(writesMax.found.maxRate),
+        ratio(appMax.found.maxRate / writesMax.found.maxRate),
+      ],
+    ]);
     const lost = appRuns.flat().reduce(
       (sum, run) =>
         sum + (run.fills
@@ -742,6 +798,7 @@ export async function bench(): Promise<void> {
     );
   } finally {
     await db?.close().catch(() => {});
+    await writesDb?.close().catch(() => {});
     for (const server of servers) await server.stop();
   }
 }
