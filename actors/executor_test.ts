@@ -2101,6 +2101,27 @@ Deno.test("a split flip's entry is refused when its close is refused, and nothin
   assert.equal(await positionOf(h), 4);
 });
 
+Deno.test("a split flip's entry is refused when its close expires part filled, and the rest stays long", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake, pollIntervalMs: 10 });
+  const { flipId, entry } = await restingFlip(h);
+  // One of the four sold, then the day order expires at the close of the session.
+  fake.fillOrder(flipId, "1", "103");
+  const close = fake.orders.get(flipId)!;
+  close.status = "expired";
+  close.expired_at = close.updated_at = new Date().toISOString();
+
+  assert.equal((await h.finished(flipId)).status, "canceled");
+  assert.equal((await h.finished(entry.id)).status, "rejected");
+  assert.equal(
+    await reasonOf(h, entry.id),
+    "Cannot open the new side: closing the position first ended canceled, and 3 AAPL is still long; nothing was sent for this entry",
+  );
+
+  assert.equal(fake.orders.has(entry.id), false);
+  assert.equal(await positionOf(h), 3);
+});
+
 Deno.test("a split flip's entry is refused when its close fills after the signal grew too old", async () => {
   const clock = new FakeClock();
   await using fake = startFakeAlpaca({ prices: { AAPL: "100" }, now: () => clock.now() });
