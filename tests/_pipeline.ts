@@ -58,11 +58,11 @@ export interface InProcess extends AsyncDisposable {
 
 /**
  * Boots `start()` on loopback with `env` over test defaults, and `options` (e.g. shorter hub
- * intervals); disposing shuts it down.
+ * intervals, a fake clock); disposing shuts it down.
  */
 export async function startInProcess(
   env: Record<string, string>,
-  options: Pick<StartOptions, "hub"> = {},
+  options: Pick<StartOptions, "hub" | "clock"> = {},
 ): Promise<InProcess> {
   const data = await tempDir("trendedge-pipeline-");
   const { log, lines } = memoryLogger("info");
