@@ -1195,6 +1195,33 @@ for (const engine of ENGINES) {
   });
 }
 
+for (const [path, wrapBroker] of [["batched", undefined], ["one by one", opaque]] as const) {
+  Deno.test(`executor (${path}): a flipped position is opened when it flips, not when the old side opened`, async () => {
+    const clock = new FakeClock();
+    await using h = await startHarness({ clock, wrapBroker });
+    const openedAt = async () => {
+      const [row] = await h.db.query<{ opened_at: Date }>(
+        "SELECT opened_at FROM positions WHERE account_id = $1 AND symbol = 'AAPL'",
+        [h.accountId],
+      );
+      return row?.opened_at.getTime();
+    };
+    const start = clock.now();
+    await burst(h, [{ ticker: "AAPL", action: "buy", quantity: 2, price: 190 }]);
+    assert.equal(await openedAt(), start);
+    await clock.advance(60_000);
+    await burst(h, [{ ticker: "AAPL", action: "buy", quantity: 1, price: 191 }]);
+    assert.equal(await openedAt(), start, "adding to the long keeps its opening");
+    await clock.advance(60_000);
+    await burst(h, [{ ticker: "AAPL", action: "sell", quantity: 5, price: 192 }]);
+    assert.equal(await positionOf(h), -2);
+    assert.equal(await openedAt(), start + 120_000, "the short opened with the flip");
+    await clock.advance(60_000);
+    await burst(h, [{ ticker: "AAPL", action: "buy", quantity: 1, price: 189 }]);
+    assert.equal(await openedAt(), start + 120_000, "reducing the short keeps its opening");
+  });
+}
+
 Deno.test("executor writes a burst of fresh paper market orders in one statement", async () => {
   const counts: DbCounts = { transactions: 0, statements: 0 };
   await using h = await startHarness({ wrapDb: (db) => countingDb(db, counts) });

@@ -731,7 +731,8 @@ export async function recordOrderUpdate(db: Db, u: OrderUpdate): Promise<boolean
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
          ON CONFLICT (account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price,
            realized_pnl = EXCLUDED.realized_pnl, last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at,
-           opened_at = CASE WHEN positions.quantity = 0 THEN EXCLUDED.opened_at ELSE positions.opened_at END`,
+           opened_at = CASE WHEN positions.quantity = 0 OR positions.quantity * EXCLUDED.quantity < 0
+                            THEN EXCLUDED.opened_at ELSE positions.opened_at END`,
         [
           u.accountId,
           u.symbol,
@@ -1021,9 +1022,12 @@ export async function recordSettledOrders(
         average_price: u.position.averagePrice,
         realized_pnl: u.position.realizedPnl,
         last_price: u.position.lastPrice,
-        // recordOrderUpdate moves opened_at when the stored position was flat, which is
-        // exactly when the fill opens a round trip; otherwise the stored value stays.
-        opened_at: u.trade?.kind === "open" ? iso(u.at) : previous?.opened_at ?? null,
+        // recordOrderUpdate moves opened_at when the stored position was flat or the fill
+        // crosses zero, which is exactly when the fill opens a round trip or flips into a new
+        // one; otherwise the stored value stays.
+        opened_at: u.trade?.kind === "open" || u.trade?.kind === "flip"
+          ? iso(u.at)
+          : previous?.opened_at ?? null,
         updated_at: iso(u.at),
       });
     }
