@@ -95,6 +95,17 @@ export const LEG_RULE =
   "cancel open exit legs before an order that reduces, closes or flips their position, or trades a flat one";
 
 /**
+ * POSITIONS_RULE — a remote broker's positions are compared with the record every minute. Signals act on the record (a `close` sells what trendedge bought), so a position that
+ * differs at the broker — a trade made by hand there, an account used by something else — must
+ * not go unnoticed: each difference is logged, journaled as `position.mismatch` and published
+ * (the trader is notified) once, until it changes or goes away (`position.matched`). A symbol with
+ * an order still working is skipped: its fills may be at the broker before they are here. Nothing
+ * is corrected automatically; which side is right is the trader's call.
+ */
+export const POSITIONS_RULE =
+  "compare a remote broker's positions with the record every minute, and report each difference once";
+
+/**
  * Whether a broker takes one order that turns a long into a short or back. Alpaca does not
  * ("insufficient qty available"), so there a flip is split ({@linkcode splitFlip}): the signal's
  * own order closes the position, and an entry signal, written with it in one transaction, opens
@@ -161,10 +172,14 @@ export type ExecutorCommand =
   | { type: "status"; reply: Reply<ExecutorStatus> }
   | Flush
   | Poll
-  | Sweep;
+  | Sweep
+  | Compare;
 
 /** Runs the fresh signals that `execute` set aside; see {@linkcode MAX_BATCH}. */
 type Flush = { type: "flush" };
+
+/** Compares the recorded positions with the broker's ({@linkcode POSITIONS_RULE}). */
+type Compare = { type: "compare_positions" };
 
 type Poll = { type: "poll" };
 
@@ -193,6 +208,8 @@ export interface ExecutorDeps {
   retryBackoffMs?: number[];
   /** How often open orders at a remote broker are polled. */
   pollIntervalMs?: number;
+  /** How often a remote broker's positions are compared with the record (default a minute). */
+  comparePositionsMs?: number;
   /** Breaker timings (tests shorten them). */
   breaker?: { failureThreshold?: number; windowMs?: number; cooldownMs?: number };
   /**
@@ -224,6 +241,10 @@ interface State {
   pollQueued: boolean;
   /** Entries of split flips waiting for their close: close signal id → entry signal id. */
   entries: Map<string, string>;
+  /** Positions found different at the broker, already told: symbol → "recorded|at broker". */
+  mismatches: Map<string, string>;
+  compareTimer?: ReturnType<typeof setInterval>;
+  compareQueued: boolean;
 }
 
 /** What settling a broker answer in memory produced, to write and then announce. */
@@ -352,6 +373,8 @@ export function executorBehavior(
         flushScheduled: false,
         pollQueued: false,
         entries: await waitingEntries(db, accountId),
+        mismatches: new Map(),
+        compareQueued: false,
       };
       if (broker.kind !== "paper") {
         state.timer = setInterval(() => {
@@ -360,6 +383,11 @@ export function executorBehavior(
           state.pollQueued = true;
           ctx.self.tell({ type: "poll" }).catch(() => state.pollQueued = false);
         }, deps.pollIntervalMs ?? 2_000);
+        state.compareTimer = setInterval(() => {
+          if (state.compareQueued) return;
+          state.compareQueued = true;
+          ctx.self.tell({ type: "compare_positions" }).catch(() => state.compareQueued = false);
+        }, deps.comparePositionsMs ?? 60_000);
       }
       // Whatever this account left unfinished (a crash mid-signal) is picked up again: claimed
       // signals to recover, and accepted ones, which a crashed batch had read but not written
@@ -375,6 +403,7 @@ export function executorBehavior(
       }
       // After the recovered signals, which cancel the legs in their own way first.
       ctx.self.tell({ type: "sweep" }).catch(() => {});
+
       ctx.log.info("Executor started", {
         account_id: accountId,
         alias: account.alias,
@@ -417,6 +446,10 @@ export function executorBehavior(
         case "sweep":
           await sweep(state, ctx);
           return state;
+        case "compare_positions":
+          state.compareQueued = false;
+          await comparePositions(state, ctx);
+          return state;
         case "status":
           msg.reply.ok({
             accountId,
@@ -435,6 +468,7 @@ export function executorBehavior(
 
     stop(state) {
       if (state.timer !== undefined) clearInterval(state.timer);
+      if (state.compareTimer !== undefined) clearInterval(state.compareTimer);
     },
   };
 
@@ -578,6 +612,72 @@ export function executorBehavior(
     await place(state, order, cleared.request, signal, attempt, maxAgeMs, ctx, {
       call: cleared.legsCanceled ? placeAfterLegsFailed(order.symbol) : PLACE_FAILED,
     });
+  }
+
+  /** {@linkcode POSITIONS_RULE}. A failed read is logged and left to the next time. */
+  async function comparePositions(state: State, ctx: ActorContext<ExecutorCommand>) {
+    let theirs;
+    try {
+      theirs = await state.broker.positions(AbortSignal.timeout(PLACE_TIMEOUT_MS));
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      ctx.log.warning("Cannot compare positions with the broker now", {
+        account_id: accountId,
+        error: error.reason,
+      });
+      return;
+    }
+    // Alpaca names crypto positions without the slash its orders take (BTCUSD, BTC/USD).
+    const key = (symbol: string) => symbol.replace("/", "");
+    const atBroker = new Map(theirs.map((p) => [key(p.symbol), Number(p.quantity)]));
+    const names = new Map(theirs.map((p) => [key(p.symbol), p.symbol]));
+    for (const symbol of state.positions.keys()) names.set(key(symbol), symbol);
+    const working = new Set([...state.open.values()].map((o) => key(o.symbol)));
+    const at = new Date(clock.now());
+    for (const [k, symbol] of names) {
+      if (working.has(k)) continue;
+      const recorded = state.positions.get(symbol)?.quantity ?? 0;
+      const broker = atBroker.get(k) ?? 0;
+      const told = state.mismatches.get(symbol);
+      if (Math.abs(recorded - broker) < 1e-9) {
+        if (told === undefined) continue;
+        state.mismatches.delete(symbol);
+        ctx.log.info("Position matches the broker again", { account_id: accountId, symbol });
+        await journal(db, {
+          userId: state.account.userId,
+          accountId,
+          signalId: null,
+          orderId: null,
+          event: "position.matched",
+          data: { symbol, quantity: toDecimal(recorded) },
+          at,
+        });
+        continue;
+      }
+      const figures = `${toDecimal(recorded)}|${toDecimal(broker)}`;
+      if (told === figures) continue;
+      state.mismatches.set(symbol, figures);
+      const data = {
+        alias: state.account.alias,
+        symbol,
+        recorded: toDecimal(recorded),
+        atBroker: toDecimal(broker),
+      };
+      ctx.log.warning("Position differs at the broker: signals act on the record", {
+        account_id: accountId,
+        ...data,
+      });
+      await journal(db, {
+        userId: state.account.userId,
+        accountId,
+        signalId: null,
+        orderId: null,
+        event: "position.mismatch",
+        data: { symbol, recorded: data.recorded, at_broker: data.atBroker },
+        at,
+      });
+      publish(state, "position.mismatch", data);
+    }
   }
 
   /** Writes a split flip's close and its entry ({@linkcode createSplitClose}); the close's order. */

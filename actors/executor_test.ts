@@ -62,6 +62,8 @@ interface HarnessOptions {
   wrapDb?: (db: Db) => Db;
   /** How often a remote broker's open orders are polled (default: a minute, i.e. not in a test). */
   pollIntervalMs?: number;
+  /** How often a remote broker's positions are compared (default: a minute, i.e. not in a test). */
+  comparePositionsMs?: number;
 }
 
 /** One executor with everything around it; `await using` tears it all down. */
@@ -197,6 +199,7 @@ async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
       },
       retryBackoffMs: options.retryBackoffMs ?? [100],
       pollIntervalMs: options.pollIntervalMs ?? 60_000,
+      comparePositionsMs: options.comparePositionsMs ?? 60_000,
       breaker: options.breaker,
       random: options.random,
     };
@@ -2220,4 +2223,113 @@ Deno.test("flipRefusal: only a broker that cannot flip, only an order that cross
     flipRefusal("alpaca", "BTC/USD", -0.5, buy("1"))!,
     /short 0.5 BTC\/USD and this buys 1/,
   );
+});
+
+/** A trade made by hand at the fake Alpaca, outside trendedge: a market order filled at once. */
+async function tradeAtAlpacaByHand(fake: FakeAlpaca, side: "buy" | "sell", qty: string) {
+  const res = await fetch(`${fake.url}/v2/orders`, {
+    method: "POST",
+    headers: {
+      "APCA-API-KEY-ID": ALPACA_KEY_ID,
+      "APCA-API-SECRET-KEY": ALPACA_SECRET,
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify({ symbol: "AAPL", qty, side, type: "market", time_in_force: "day" }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+}
+
+async function positionJournal(h: Harness) {
+  return await h.db.query<{ event: string; data: Record<string, unknown> }>(
+    "SELECT event, data FROM journal WHERE account_id = $1 AND event LIKE 'position.%' ORDER BY id",
+    [h.accountId],
+  );
+}
+
+Deno.test("executor reports a position that differs at Alpaca once, and again when it matches (POSITIONS_RULE)", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" } });
+  await using h = await startHarness({ alpaca: fake, comparePositionsMs: 20 });
+  const compares = () => fake.requests.filter((r) => r.path === "/v2/positions").length;
+
+  // Trading through trendedge: the record and the broker agree, nothing is reported.
+  assert.equal(
+    (await h.run({ ticker: "AAPL", action: "buy", quantity: 10, price: 100 })).status,
+    "filled",
+  );
+  const before = compares();
+  await until(() => compares() >= before + 3, "three more comparisons");
+  assert.deepEqual([...await positionJournal(h)], []);
+
+  // A trade by hand at Alpaca: told once, however many comparisons follow.
+  await tradeAtAlpacaByHand(fake, "buy", "40");
+  await until(async () => (await positionJournal(h)).length > 0, "the mismatch journaled");
+  const seen = compares();
+  await until(() => compares() >= seen + 3, "three more comparisons");
+  assert.deepEqual((await positionJournal(h)).map((j) => [j.event, j.data]), [
+    ["position.mismatch", { symbol: "AAPL", recorded: "10", at_broker: "50" }],
+  ]);
+  assert.deepEqual(eventsOf(h, "position.mismatch").map((e) => e.data), [
+    { alias: h.alias, symbol: "AAPL", recorded: "10", atBroker: "50" },
+  ]);
+  const warned = h.lines.filter((l) =>
+    l.message === "Position differs at the broker: signals act on the record"
+  );
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]?.level, "WARNING");
+
+  // Undone by hand: the positions agree again, and that is journaled once too.
+  await tradeAtAlpacaByHand(fake, "sell", "40");
+  await until(async () => (await positionJournal(h)).length > 1, "the match journaled");
+  assert.deepEqual((await positionJournal(h)).map((j) => [j.event, j.data]), [
+    ["position.mismatch", { symbol: "AAPL", recorded: "10", at_broker: "50" }],
+    ["position.matched", { symbol: "AAPL", quantity: "10" }],
+  ]);
+  assert.equal(eventsOf(h, "position.mismatch").length, 1);
+});
+
+Deno.test("executor does not compare a position while an order on it is working", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "100" }, fillMarketOrders: false });
+  await using h = await startHarness({ alpaca: fake, comparePositionsMs: 20 });
+  const compares = () => fake.requests.filter((r) => r.path === "/v2/positions").length;
+  const id = await h.accept({ ticker: "AAPL", action: "buy", quantity: 10 });
+  await h.execute(id);
+  await until(async () => (await getSignal(h.db, id))?.status === "placed", "the buy placed");
+  // Alpaca fills it; the record learns it at the next poll (a minute here): the two differ
+  // meanwhile, and that is no mismatch.
+  fake.fillOrder(id, "10", "100");
+  const seen = compares();
+  await until(() => compares() >= seen + 3, "three more comparisons");
+  assert.deepEqual([...await positionJournal(h)], []);
+  assert.equal(await positionOf(h), 0);
+});
+
+Deno.test("executor reconciles a POST that the transport resent on a dropped keep-alive connection: one order", async () => {
+  await using fake = startFakeAlpaca({ prices: { AAPL: "190" } });
+  await using h = await startHarness({ alpaca: fake });
+  // A first order, so that the next POST goes out on a connection the HTTP client reuses.
+  assert.equal(
+    (await h.run({ ticker: "AAPL", action: "buy", quantity: 1, price: 190 })).status,
+    "filled",
+  );
+  fake.faults.add({ method: "POST", path: "/v2/orders", kind: "drop_after_record" });
+  const seen = fake.requests.length;
+  const signal = await h.run({ ticker: "AAPL", action: "buy", quantity: 2, price: 190 });
+  assert.equal(signal.status, "filled");
+  // However many times the request went out, Alpaca holds one order for the client order id, and
+  // the record has one, filled, with Alpaca's id.
+  assert.equal([...fake.orders.values()].filter((o) => o.client_order_id === signal.id).length, 1);
+  const rows = await h.orders(signal.id);
+  assert.deepEqual(rows.map((o) => [o.status, o.brokerOrderId]), [
+    ["filled", fake.orders.get(signal.id)?.id],
+  ]);
+  assert.equal(await positionOf(h), 3);
+  // Deno's HTTP client sends the POST again on a new connection when a reused one closes
+  // unanswered; Alpaca answers the second one "client_order_id must be unique", and either way
+  // the executor asks for the order by its client order id before doing anything else.
+  const calls = fake.requests.slice(seen).map((r) => `${r.method} ${r.path}`);
+  assert.deepEqual(calls.filter((c) => c !== "POST /v2/orders"), [
+    "GET /v2/orders:by_client_order_id",
+  ]);
+  assert.equal(calls.at(-1), "GET /v2/orders:by_client_order_id");
 });

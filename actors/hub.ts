@@ -64,6 +64,7 @@ export function channelOf(type: PipelineEventType): Channel {
       return "trendlines";
     case "breaker.opened":
     case "breaker.closed":
+    case "position.mismatch":
     case "webhook_key.expiring":
       return "system";
     default: {

@@ -115,6 +115,7 @@ Deno.test("channelOf puts every event type on its channel", () => {
     "trade.closed": "trades",
     "breaker.opened": "system",
     "breaker.closed": "system",
+    "position.mismatch": "system",
     "webhook_key.expiring": "system",
     "trendline.new": "trendlines",
     "trendline.alert": "trendlines",

@@ -15,6 +15,7 @@ export type PipelineEventType =
   | "trade.closed"
   | "breaker.opened"
   | "breaker.closed"
+  | "position.mismatch"
   | "webhook_key.expiring"
   | "trendline.new"
   | "trendline.alert"

@@ -17,6 +17,7 @@ export const NOTIFY_EVENT_TYPES = [
   "signal.rejected",
   "breaker.opened",
   "breaker.closed",
+  "position.mismatch",
   "trendline.alert",
   "webhook_key.expiring",
   "summary.daily",
@@ -75,6 +76,13 @@ export function renderEvent(
       break;
     case "breaker.closed":
       text = `🟢 Circuit breaker closed for account "${str(d.alias)}": trading resumed`;
+      break;
+    case "position.mismatch":
+      text = `⚠️ Position differs at the broker for account "${str(d.alias)}": ${
+        str(d.symbol)
+      } is ${str(d.atBroker)} there and ${
+        str(d.recorded)
+      } in trendedge. Trades made outside trendedge are not tracked, and signals act on trendedge's record`;
       break;
     case "trendline.alert":
       text = `📈 Trendline ${str(d.alertType ?? d.alert_type ?? d.type, "alert")}: ${

@@ -41,6 +41,11 @@ Deno.test("renderEvent writes a template per notified event type", () => {
     ["breaker.opened", { alias: "alpaca-paper" }, /OPEN for account "alpaca-paper"/],
     ["breaker.closed", { alias: "alpaca-paper" }, /closed for account "alpaca-paper"/],
     [
+      "position.mismatch",
+      { alias: "alpaca-paper", symbol: "AAPL", recorded: "0", atBroker: "50" },
+      /^⚠️ Position differs at the broker for account "alpaca-paper": AAPL is 50 there and 0 in trendedge\. /,
+    ],
+    [
       "trendline.alert",
       { symbol: "BTCUSD", timeframe: "4h", kind: "resistance", alertType: "break", price: "97000" },
       /^📈 Trendline break: BTCUSD 4h resistance at 97000$/,
