@@ -95,9 +95,10 @@ export const LEG_RULE =
   "cancel open exit legs before an order that reduces, closes or flips their position, or trades a flat one";
 
 /**
- * POSITIONS_RULE — a remote broker's positions are compared with the record every minute. Signals act on the record (a `close` sells what trendedge bought), so a position that
- * differs at the broker — a trade made by hand there, an account used by something else — must
- * not go unnoticed: each difference is logged, journaled as `position.mismatch` and published
+ * POSITIONS_RULE — a remote broker's positions are compared with the record every minute.
+ * Signals act on the record (a `close` sells what trendedge bought), so a position that differs
+ * at the broker — a trade made by hand there, an account used by something else — must not go
+ * unnoticed: each difference is logged, journaled as `position.mismatch` and published
  * (the trader is notified) once, until it changes or goes away (`position.matched`). A symbol with
  * an order still working is skipped: its fills may be at the broker before they are here. Nothing
  * is corrected automatically; which side is right is the trader's call.
@@ -403,7 +404,6 @@ export function executorBehavior(
       }
       // After the recovered signals, which cancel the legs in their own way first.
       ctx.self.tell({ type: "sweep" }).catch(() => {});
-
       ctx.log.info("Executor started", {
         account_id: accountId,
         alias: account.alias,
