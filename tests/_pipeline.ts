@@ -343,7 +343,8 @@ export interface AlpacaKeys {
 
 /**
  * The runtime in-process on a fresh PostgreSQL database beside a fake Alpaca that accepts
- * `keys`, with a trader and an access token of theirs; disposing stops all three.
+ * `keys`, with a trader and an access token of theirs (`addAccount` gives them an Alpaca account
+ * with those keys); disposing stops all three.
  */
 export async function startAlpacaRuntime(keys: AlpacaKeys, prices: Record<string, string>) {
   const stack = new AsyncDisposableStack();
@@ -368,6 +369,23 @@ export async function startAlpacaRuntime(keys: AlpacaKeys, prices: Record<string
       server,
       trader,
       token,
+      /** Adds the trader's Alpaca account `alias` with `keys` through the API, as a trader does. */
+      async addAccount(alias: string) {
+        const created = await fetch(`${server.url}/api/v1/accounts`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ alias, broker: "alpaca", credentials: keys }),
+        });
+        assert.equal(created.status, 201, await created.text());
+      },
+      /** A signal's status, undefined while there is no such signal. */
+      async statusOf(signalId: string): Promise<string | undefined> {
+        const [row] = await db.query<{ status: string }>(
+          "SELECT status FROM signals WHERE id = $1",
+          [signalId],
+        );
+        return row?.status;
+      },
       [Symbol.asyncDispose]: () => moved.disposeAsync(),
     };
   } catch (error) {

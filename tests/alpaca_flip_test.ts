@@ -13,17 +13,9 @@ const TERMINAL = ["filled", "rejected", "failed", "canceled"];
 
 Deno.test("a reversal through the webhook at Alpaca closes the long, then opens the short with the alert's bracket", async () => {
   await using stack = await startAlpacaRuntime(KEYS, { AAPL: "190" });
-  const { alpaca, db, server, trader, token } = stack;
+  const { alpaca, db, server, trader, token, statusOf } = stack;
   const auth = { Authorization: `Bearer ${token}` };
-  const created = await fetch(`${server.url}/api/v1/accounts`, {
-    method: "POST",
-    headers: { ...auth, "Content-Type": "application/json" },
-    body: JSON.stringify({ alias: "alpaca-flip", broker: "alpaca", credentials: KEYS }),
-  });
-  assert.equal(created.status, 201, await created.text());
-  const statusOf = async (id: string) =>
-    (await db.query<{ status: string }>("SELECT status FROM signals WHERE id = $1", [id]))[0]
-      ?.status;
+  await stack.addAccount("alpaca-flip");
   const alert = (fields: Record<string, unknown>) =>
     postAlert(server.url, {
       key: trader.key,

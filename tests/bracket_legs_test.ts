@@ -11,16 +11,8 @@ const KEYS = { key_id: "PKE2ELEGS00000000001", secret_key: "e2e-legs-secret-0123
 
 Deno.test("a close through the webhook cancels the bracket's exit legs at Alpaca, then sells the position", async () => {
   await using stack = await startAlpacaRuntime(KEYS, { AAPL: "190" });
-  const { alpaca, db, server, trader, token } = stack;
-  const created = await fetch(`${server.url}/api/v1/accounts`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ alias: "alpaca-legs", broker: "alpaca", credentials: KEYS }),
-  });
-  assert.equal(created.status, 201, await created.text());
-  const statusOf = async (id: string) =>
-    (await db.query<{ status: string }>("SELECT status FROM signals WHERE id = $1", [id]))[0]
-      ?.status;
+  const { alpaca, db, server, trader, statusOf } = stack;
+  await stack.addAccount("alpaca-legs");
 
   const entry = await postAlert(server.url, {
     key: trader.key,
