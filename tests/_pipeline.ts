@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
-import type { Db } from "../db/client.ts";
+import type { Db, Queryable } from "../db/client.ts";
 import { openPostgres } from "../db/postgres.ts";
+import { createCipher } from "../lib/crypto.ts";
+import { uuidv7 } from "../lib/ids.ts";
 import { type LogFields, memoryLogger } from "../lib/log.ts";
 import { type Runtime, start, type StartOptions } from "../main.ts";
 import { createPostgresDatabase } from "./_db.ts";
@@ -249,6 +251,21 @@ export function alert(key: string, fields: Record<string, unknown> = {}): Record
 /** 32 bytes from 64 hex characters (as config.ts reads ENCRYPTION_KEY). */
 export function hexBytes(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16));
+}
+
+/**
+ * Gives `userId` an Alpaca paper account `alpaca-paper` with the fake Alpaca's default keys,
+ * sealed with ENCRYPTION_KEY as the runtime expects (written directly, not through the API).
+ */
+export async function insertAlpacaAccount(db: Queryable, userId: string): Promise<void> {
+  const cipher = await createCipher(hexBytes(ENCRYPTION_KEY));
+  const credentials = await cipher.encrypt(
+    JSON.stringify({ keyId: "test-key-id", secretKey: "test-secret-key" }),
+  );
+  await db.query(
+    "INSERT INTO broker_accounts (id, user_id, alias, broker, live, credentials) VALUES ($1, $2, 'alpaca-paper', 'alpaca', false, $3)",
+    [uuidv7(), userId, credentials],
+  );
 }
 
 /** An order POST the tap relayed, with the status the broker answered. */

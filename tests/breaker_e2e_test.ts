@@ -6,15 +6,12 @@
  * the probe that closes it.
  */
 import assert from "node:assert/strict";
-import { createCipher } from "../lib/crypto.ts";
 import { FakeClock } from "../lib/clock.ts";
-import { uuidv7 } from "../lib/ids.ts";
 import { accessTokenFor, insertTrader } from "./_fixtures.ts";
 import { startFakeAlpaca } from "./fakes/alpaca.ts";
 import {
-  ENCRYPTION_KEY,
   eventually,
-  hexBytes,
+  insertAlpacaAccount,
   JWT_SECRET,
   postAlert,
   startInProcess,
@@ -28,17 +25,7 @@ Deno.test("three broker failures open an account's breaker, which refuses alerts
   await using server = await startInProcess({ ALPACA_BASE_URL: alpaca.url }, { clock });
   const { db } = server.runtime;
   const trader = await insertTrader(db);
-  const cipher = await createCipher(hexBytes(ENCRYPTION_KEY));
-  await db.query(
-    "INSERT INTO broker_accounts (id, user_id, alias, broker, live, credentials) VALUES ($1, $2, 'alpaca-paper', 'alpaca', false, $3)",
-    [
-      uuidv7(),
-      trader.userId,
-      await cipher.encrypt(
-        JSON.stringify({ keyId: "test-key-id", secretKey: "test-secret-key" }),
-      ),
-    ],
-  );
+  await insertAlpacaAccount(db, trader.userId);
   const { token } = await accessTokenFor(db, { id: trader.userId, role: "trader" }, {
     secret: JWT_SECRET,
     now: clock.now(),

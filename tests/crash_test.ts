@@ -5,8 +5,6 @@
  * and every unacknowledged alert is sent again, as TradingView would.
  */
 import assert from "node:assert/strict";
-import { createCipher } from "../lib/crypto.ts";
-import { uuidv7 } from "../lib/ids.ts";
 import { insertTrader } from "./_fixtures.ts";
 import { startFakeAlpaca } from "./fakes/alpaca.ts";
 import { type ServerProcess, startServer } from "./_process.ts";
@@ -15,7 +13,7 @@ import {
   ENCRYPTION_KEY,
   eventually,
   freshDatabase,
-  hexBytes,
+  insertAlpacaAccount,
   JWT_SECRET,
   pool,
   postAlert,
@@ -65,14 +63,7 @@ Deno.test("a SIGKILL mid-burst loses no acknowledged signal and doubles no order
   kill.server = server;
   try {
     const trader = await insertTrader(db);
-    const cipher = await createCipher(hexBytes(ENCRYPTION_KEY));
-    const credentials = await cipher.encrypt(
-      JSON.stringify({ keyId: "test-key-id", secretKey: "test-secret-key" }),
-    );
-    await db.query(
-      "INSERT INTO broker_accounts (id, user_id, alias, broker, live, credentials) VALUES ($1, $2, 'alpaca-paper', 'alpaca', false, $3)",
-      [uuidv7(), trader.userId, credentials],
-    );
+    await insertAlpacaAccount(db, trader.userId);
     const alerts = Array.from({ length: ALERTS }, (_, i) => ({
       key: trader.key,
       id: `crash-${i}`,
