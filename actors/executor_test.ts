@@ -337,6 +337,15 @@ function num(value: unknown): number {
   return Number(value);
 }
 
+/** The reason recorded on a signal (why it was refused, failed or canceled). */
+async function reasonOf(h: Harness, signalId: string): Promise<string | null> {
+  const [row] = await h.db.query<{ reason: string | null }>(
+    "SELECT reason FROM signals WHERE id = $1",
+    [signalId],
+  );
+  return row?.reason ?? null;
+}
+
 function eventsOf(h: Harness, type: string, signalId?: string): PipelineEvent[] {
   return h.events.filter((e) => e.type === type && (!signalId || e.signalId === signalId));
 }
@@ -520,10 +529,7 @@ for (const c of RISK_CASES) {
     const signal = await h.finished(id);
 
     assert.equal(signal.status, "rejected");
-    const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
-      id,
-    ]);
-    assert.equal(row?.reason, c.reason);
+    assert.equal(await reasonOf(h, id), c.reason);
     const rejected = (await h.journal(id)).filter((j) => j.event === "signal.rejected");
     assert.deepEqual(rejected.map((j) => j.data.reason), [c.reason]);
     const published = eventsOf(h, "signal.rejected", id);
@@ -723,18 +729,15 @@ Deno.test("executor rejects a retry that arrives while the breaker is open and c
   for (const id of ids) {
     const signal = await h.finished(id);
     assert.equal(signal.status, "rejected");
-    const [row] = await h.db.query<{ reason: string }>(
-      "SELECT reason FROM signals WHERE id = $1",
-      [id],
-    );
+    const recordedReason = await reasonOf(h, id);
     assert.match(
-      row?.reason ?? "",
+      recordedReason ?? "",
       /^Cannot place order: the circuit breaker for "alpaca" is open until /,
     );
     const [order] = await h.orders(id);
     assert.equal(order?.status, "rejected");
     assert.equal(order?.brokerStatus, "not_placed");
-    assert.equal(order?.reason, row?.reason);
+    assert.equal(order?.reason, recordedReason);
   }
   await h.status();
   assert.equal(postCount(fake), 3);
@@ -763,11 +766,7 @@ Deno.test("executor opens the breaker after 3 failures in 5 minutes, rejects whi
     if (i > 0) await clock.advance(90_000); // 3 failures spread over 3 minutes
     const failed = await h.run(buy);
     assert.equal(failed.status, "failed");
-    const [row] = await h.db.query<{ reason: string }>(
-      "SELECT reason FROM signals WHERE id = $1",
-      [failed.id],
-    );
-    assert.match(row?.reason ?? "", /^Gave up after 1 attempt\(s\): /);
+    assert.match(await reasonOf(h, failed.id) ?? "", /^Gave up after 1 attempt\(s\): /);
     const [order] = await h.orders(failed.id);
     assert.equal(order?.status, "rejected");
     openedAt = clock.now();
@@ -792,19 +791,16 @@ Deno.test("executor opens the breaker after 3 failures in 5 minutes, rejects whi
   const refused = await h.run(buy);
   assert.equal(refused.status, "rejected");
   const reopensAt = new Date(openedAt + 600_000).toISOString();
-  const [refusedRow] = await h.db.query<{ reason: string }>(
-    "SELECT reason FROM signals WHERE id = $1",
-    [refused.id],
-  );
+  const refusedReason = await reasonOf(h, refused.id);
   assert.equal(
-    refusedRow?.reason,
+    refusedReason,
     `Cannot place order: the circuit breaker for "alpaca" is open until ${reopensAt}`,
   );
   assert.equal(postCount(fake), 3);
   assert.ok(!fake.orders.has(refused.id));
   assert.deepEqual(await h.orders(refused.id), []);
   assert.deepEqual(eventsOf(h, "signal.rejected", refused.id).map((e) => e.data.reason), [
-    refusedRow?.reason,
+    refusedReason,
   ]);
 
   // After the cooldown the next signal is the probe; it succeeds and closes the breaker.
@@ -852,11 +848,8 @@ Deno.test("executor gives up retrying before a signal's maximum age and fails it
   await h.execute(id);
   const signal = await h.finished(id);
   assert.equal(signal.status, "failed");
-  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
-    id,
-  ]);
   assert.match(
-    row?.reason ?? "",
+    await reasonOf(h, id) ?? "",
     /^Gave up after 3 attempt\(s\): .+; another attempt would pass the signal's maximum age of 2 s$/,
   );
   assert.deepEqual(h.retries.map((r) => (r.payload as { attempt: number }).attempt), [2, 3]);
@@ -976,10 +969,10 @@ Deno.test("executor fails only the signal that hit an unexpected error and goes 
 
   const failed = await h.finished(poison);
   assert.equal(failed.status, "failed");
-  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
-    poison,
-  ]);
-  assert.equal(row?.reason, "Cannot execute the signal: internal error (logged for the operator)");
+  assert.equal(
+    await reasonOf(h, poison),
+    "Cannot execute the signal: internal error (logged for the operator)",
+  );
   const logged = h.lines.find((l) => l.message === "Signal execution failed");
   assert.equal(logged?.level, "ERROR");
   assert.equal(logged?.signal_id, poison);
@@ -1687,11 +1680,8 @@ Deno.test("executor whose close finds a leg filled in the race submits nothing a
 
   const close = await h.run({ ticker: "AAPL", action: "close", price: 110 });
   assert.equal(close.status, "canceled");
-  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
-    close.id,
-  ]);
   assert.equal(
-    row?.reason,
+    await reasonOf(h, close.id),
     "Nothing left to sell: exit legs on AAPL filled 10 before they could be canceled, which did this order's work",
   );
   assert.deepEqual(orderCalls(fake, seen, names), ["DELETE tp", "GET tp", "DELETE sl", "GET sl"]);
@@ -1808,10 +1798,7 @@ Deno.test("executor rejects the signal loudly when the broker refuses to cancel 
   assert.equal(close.status, "rejected");
   const reason =
     "Cannot cancel the open bracket legs on AAPL before the order: order is not cancelable; nothing was submitted";
-  const [row] = await h.db.query<{ reason: string }>("SELECT reason FROM signals WHERE id = $1", [
-    close.id,
-  ]);
-  assert.equal(row?.reason, reason);
+  assert.equal(await reasonOf(h, close.id), reason);
   assert.deepEqual(eventsOf(h, "signal.rejected", close.id).map((e) => e.data.reason), [reason]);
   assert.ok(h.lines.some((l) => l.message === "Signal not executed" && l.reason === reason));
   assert.equal(postCount(fake), 1);
@@ -1976,14 +1963,6 @@ async function entryOf(h: Harness, closeId: string): Promise<SignalRow> {
   );
   assert.ok(row, `signal ${closeId} has no entry`);
   return (await getSignal(h.db, row.id))!;
-}
-
-async function reasonOf(h: Harness, signalId: string): Promise<string | null> {
-  const [row] = await h.db.query<{ reason: string | null }>(
-    "SELECT reason FROM signals WHERE id = $1",
-    [signalId],
-  );
-  return row?.reason ?? null;
 }
 
 Deno.test("executor splits a flip at Alpaca into a close and an entry that carries the bracket", async () => {
