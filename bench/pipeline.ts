@@ -518,7 +518,9 @@ export async function bench(): Promise<void> {
     servers.push(appServer);
     const writesServer = await spawnServer("floor-writes");
     servers.push(writesServer);
-    progress(`floor-insert and app (postgres) up in ${ms(performance.now() - spawned)} ms`);
+    progress(
+      `floor-insert, floor-writes and app (postgres) up in ${ms(performance.now() - spawned)} ms`,
+    );
     if (!appServer.databaseUrl || !writesServer.databaseUrl) {
       throw new Error("The app and floor-writes bench servers must have a database URL");
     }
@@ -551,8 +553,8 @@ export async function bench(): Promise<void> {
     };
     const targets = [floor, writes, app];
 
-    // Warm both (JIT, connections, the executors start on their first signal), then run each
-    // rate REPS times, interleaved; the app's backlog drains before the next run starts.
+    // Warm each (JIT, connections, the executors start on their first signal), then run each
+    // rate REPS times, interleaved; a backlog drains before the next run starts.
     for (const t of targets) await measure(t, WARMUP.ratePerSecond, WARMUP.durationMs);
     const runs = new Map(targets.map((t) => [t.label, RATES.map((): Run[] => [])]));
     for (let rep = 0; rep < REPS; rep++) {
